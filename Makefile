@@ -1,0 +1,22 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the main job on a bundled example (init, add, commit, log, build, read back with ADIOS2, push)
+#   make test   - the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: install demo test
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
+
+test: $(VENV)/.installed
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider

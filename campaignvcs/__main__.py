@@ -1,0 +1,5 @@
+"""``python -m campaignvcs`` runs the ``camp`` command."""
+
+from campaignvcs.cli import main
+
+main()

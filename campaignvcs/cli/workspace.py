@@ -1,0 +1,88 @@
+"""camp init / add / status / commit."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from campaignvcs import porcelain
+from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.output import echo_json, json_option
+from campaignvcs.extract import KIND_CHOICES
+
+
+@click.command("init")
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--name", "name", required=True, metavar="ARCHIVE_NAME",
+              help="Archive name, e.g. proj/run_001 (camp build writes <store>/<name>.aca).")
+@click.option("--host", metavar="HOST", help="Default host for camp add in this repository.")
+@pass_env
+def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
+    """Make PATH (default: here) a campaign repository."""
+    root = porcelain.init(path, name, host=host, env=env.env)
+    click.echo(f"Initialised campaign {name} in {root}")
+
+
+@click.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--host", metavar="HOST", help="Host the data is on (default: the repository's, else config.yaml).")
+@click.option("--name", metavar="NAME", help="Dataset name instead of the path (one path only).")
+@click.option("--store", is_flag=True, help="Embed text files and images themselves.")
+@click.option("--thumbnail", nargs=2, type=int, metavar="W H", help="Embed an image thumbnail of at most W x H.")
+@click.option("--kind", type=click.Choice(KIND_CHOICES), default="auto", show_default=True,
+              help="Treat the paths as this kind instead of detecting it.")
+@json_option
+@pass_env
+def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
+            thumbnail: tuple[int, int] | None, kind: str, as_json: bool) -> None:
+    """Record datasets (ADIOS2 BP, HDF5, images, text) into the staging area.
+
+    Paths are relative to the current directory. Adding an unchanged dataset changes
+    nothing; adding it from another host or directory records another replica.
+    """
+    results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
+                            thumbnail=thumbnail, kind=kind, env=env.env)
+    if as_json:
+        echo_json(results)
+        return
+    for r in results:
+        click.echo(f"{r.action}: {r.name} ({r.kind}, {r.host})")
+
+
+@click.command("status")
+@json_option
+@pass_env
+def status_cmd(env: Env, as_json: bool) -> None:
+    """Show staged changes and recorded local data that changed on disk."""
+    st = porcelain.status(repo=env.repo, env=env.env)
+    if as_json:
+        echo_json(st)
+        return
+    click.echo(f"On campaign {st.campaign}, branch {st.branch}")
+    if st.staged:
+        click.echo("Changes to be committed:")
+        for c in st.staged:
+            click.echo(f"  {c.change + ':':<16}{c.name}")
+    if st.unstaged:
+        click.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
+        for c in st.unstaged:
+            click.echo(f"  {c.change + ':':<16}{c.name}  ({c.path})")
+    if not st.staged and not st.unstaged:
+        click.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
+
+
+@click.command("commit")
+@click.option("-m", "--message", required=True, help="Commit message.")
+@json_option
+@pass_env
+def commit_cmd(env: Env, message: str, as_json: bool) -> None:
+    """Record the staged changes as a new commit."""
+    result = porcelain.commit(message, repo=env.repo, env=env.env)
+    if as_json:
+        echo_json(result)
+        return
+    first = message.strip().splitlines()[0]
+    noun = "dataset" if result.datasets == 1 else "datasets"
+    click.echo(f"[{result.id[:10]}] {first} ({result.datasets} {noun} changed)")
+    sys.stdout.flush()

@@ -1,0 +1,135 @@
+"""From a file or folder on disk to what a campaign records about it.
+
+One module per kind (``bp5``, ``hdf5``, ``image``, ``text``) turns a path into an
+:class:`Extracted`: the dataset kind and modification time, and one or more
+:class:`ExtractedReplica` with the metadata objects to embed (as :class:`Payload`,
+bytes ready for the ACA ``file`` table). Extractors know nothing of git, keys or hosts;
+heavy libraries (adios2, h5py, pillow) are imported inside the module that needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass, field
+
+from campaignvcs.errors import BadInput
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+KIND_CHOICES = ("auto", "adios", "hdf5", "image", "text")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """An embedded object as the ACA ``file`` table stores it (before any encryption)."""
+
+    name: str
+    data: bytes
+    compression: int
+    lenorig: int
+    modtime: int
+    checksum: str
+
+    @property
+    def lencompressed(self) -> int:
+        """Length of the stored payload (before encryption)."""
+        return len(self.data)
+
+
+def compressed_payload(name: str, original: bytes, modtime: int) -> Payload:
+    """A zlib-compressed payload (default level: the same stream hpc-campaign writes)."""
+    return Payload(name, zlib.compress(original), 1, len(original), modtime, hashlib.sha1(original).hexdigest())
+
+
+def raw_payload(name: str, original: bytes, modtime: int) -> Payload:
+    """An uncompressed payload (images are stored as they are)."""
+    return Payload(name, original, 0, len(original), modtime, hashlib.sha1(original).hexdigest())
+
+
+@dataclass(frozen=True)
+class ExtractedReplica:
+    """One replica to record; ``role`` is ``main`` or ``thumbnail`` (path ``thumbnails/<path>``)."""
+
+    size: int
+    mtime: int
+    checksum: str
+    payloads: tuple[Payload, ...] = ()
+    resolution: tuple[int, int] | None = None
+    role: str = "main"
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What one path on disk contributes to a campaign."""
+
+    kind: str
+    modtime: int
+    replicas: tuple[ExtractedReplica, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-``camp add`` choices that change what is extracted."""
+
+    store: bool = False
+    thumbnail: tuple[int, int] | None = None
+    kind: str = "auto"
+
+
+def detect(path: str, kind: str = "auto") -> str:
+    """The dataset kind of ``path`` (ADIOS, HDF5, IMAGE, TEXT), or BadInput saying why not."""
+    if not os.path.lexists(path):
+        raise BadInput(f"{path}: no such file or directory")
+    if kind != "auto":
+        want = {"adios": "ADIOS", "hdf5": "HDF5", "image": "IMAGE", "text": "TEXT"}[kind]
+        if want == "ADIOS" and not os.path.isdir(path):
+            raise BadInput(f"{path}: not an ADIOS2 BP dataset (not a directory)")
+        if want != "ADIOS" and not os.path.isfile(path):
+            raise BadInput(f"{path}: not a regular file")
+        return want
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "md.idx")) and os.path.isfile(os.path.join(path, "data.0")):
+            return "ADIOS"
+        raise BadInput(f"{path}: directory is not an ADIOS2 BP dataset (needs md.idx and data.0)")
+    if not os.path.isfile(path):
+        raise BadInput(f"{path}: not a regular file or directory")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    if head == HDF5_SIGNATURE:
+        return "HDF5"
+    if os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
+        return "IMAGE"
+    return "TEXT"
+
+
+def extract(path: str, kind: str, options: Options) -> Extracted:
+    """Extract ``path`` as ``kind`` (from :func:`detect`)."""
+    if kind == "ADIOS":
+        from campaignvcs.extract import bp5
+
+        return bp5.extract(path)
+    if kind == "HDF5":
+        from campaignvcs.extract import hdf5
+
+        return hdf5.extract(path)
+    if kind == "IMAGE":
+        from campaignvcs.extract import image
+
+        return image.extract(path, store=options.store, thumbnail=options.thumbnail)
+    from campaignvcs.extract import text
+
+    return text.extract(path, store=options.store)
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of a file, or BadInput naming it."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None

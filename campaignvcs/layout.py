@@ -1,0 +1,66 @@
+"""Where things live in a campaign commit's tree.
+
+::
+
+    campaign.json                          name, uuid, created
+    hosts/<host>.json                      long host name, protocol, archival locations
+    datasets/<aa>/<bb>/<name>/dataset.json the dataset manifest (replicas, embedded files)
+    datasets/<aa>/<bb>/<name>/<file>       embedded metadata objects (git blobs)
+    timeseries/<series>.json               ordered dataset names
+
+``<aa>/<bb>`` are the first four hex digits of SHA-1 of the dataset name, so no git tree
+grows past a few hundred entries at 100,000 datasets and a one-dataset change rewrites
+only five small trees. ``<name>`` is the representation name percent-encoded into one
+path component, so ``git log --stat`` still shows which dataset changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote, unquote
+
+CAMPAIGN = "campaign.json"
+DATASETS = "datasets"
+HOSTS = "hosts"
+TIMESERIES = "timeseries"
+MANIFEST = "dataset.json"
+
+def encode_component(name: str) -> str:
+    """One safe git tree entry name for any string (reversible with :func:`decode_component`).
+
+    Everything outside ``[A-Za-z0-9._-]`` is percent-encoded, and so is a leading dot, so
+    no entry can be ``.``, ``..`` or ``.git`` and none contains ``/``.
+    """
+    enc = quote(name, safe="").replace("~", "%7E")
+    if enc.startswith("."):
+        enc = "%2E" + enc[1:]
+    return enc or "%00"
+
+
+def decode_component(entry: str) -> str:
+    """Inverse of :func:`encode_component`."""
+    return "" if entry == "%00" else unquote(entry)
+
+
+def dataset_dir(name: str) -> str:
+    """Tree path of a dataset's folder."""
+    h = hashlib.sha1(name.encode("utf-8")).hexdigest()
+    return f"{DATASETS}/{h[:2]}/{h[2:4]}/{encode_component(name)}"
+
+
+def dataset_name_of(path: str) -> str | None:
+    """The dataset name for a tree path inside ``datasets/``, or None for other paths."""
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[0] == DATASETS:
+        return decode_component(parts[3])
+    return None
+
+
+def host_path(host: str) -> str:
+    """Tree path of a host manifest."""
+    return f"{HOSTS}/{encode_component(host)}.json"
+
+
+def timeseries_path(name: str) -> str:
+    """Tree path of a time-series manifest."""
+    return f"{TIMESERIES}/{encode_component(name)}.json"

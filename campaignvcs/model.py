@@ -1,0 +1,352 @@
+"""Value types of a campaign and their canonical text form.
+
+A manifest is canonical JSON: keys sorted, one value per line, fixed list order, a final
+newline. The same content therefore always gives the same bytes and the same git blob
+id, ``git diff`` shows one changed value per line, and ``json.loads`` (in C) keeps a
+100,000-dataset build fast. JSON is also valid YAML, so YAML tools read manifests too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+BlobId = NewType("BlobId", str)
+"""Hex git object id of a blob (an embedded metadata object or a manifest)."""
+
+DatasetName = NewType("DatasetName", str)
+"""Representation name of a dataset, e.g. ``run/out.bp``; ``dataset.name`` in the ACA."""
+
+HostName = NewType("HostName", str)
+"""Short host name as readers put it in config.yaml / hosts.yaml."""
+
+KINDS = ("ADIOS", "HDF5", "TEXT", "IMAGE")
+"""Dataset kinds, spelled exactly as ACA ``dataset.fileformat``."""
+
+MANIFEST_FORMAT = 1
+
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    """Canonical bytes of a manifest-like dict: sorted keys, one value per line."""
+    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def loads(data: bytes, what: str) -> dict[str, Any]:
+    """Parse canonical text; ``what`` names the object in the error message."""
+    from campaignvcs.errors import CampError
+
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise CampError(f"{what}: not a valid manifest ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CampError(f"{what}: not a valid manifest (expected an object)")
+    return obj
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A metadata object stored in the campaign, as it goes into the ACA ``file`` table.
+
+    ``blob`` holds the payload exactly as ``file.data`` stores it (zlib stream when
+    ``compression`` is 1, then secretbox when the replica is keyed); ``checksum`` is what
+    ``file.checksum`` gets.
+    """
+
+    name: str
+    blob: BlobId
+    compression: int
+    lenorig: int
+    lencompressed: int
+    modtime: int
+    checksum: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the manifest."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddedFile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=str(d["name"]),
+            blob=BlobId(str(d["blob"])),
+            compression=int(d["compression"]),
+            lenorig=int(d["lenorig"]),
+            lencompressed=int(d["lencompressed"]),
+            modtime=int(d["modtime"]),
+            checksum=str(d["checksum"]),
+        )
+
+
+@dataclass(frozen=True)
+class TarMember:
+    """One ``archiveidx`` row: where a replica (or a file inside a BP dir) sits in a TAR."""
+
+    filename: str
+    offset: int
+    offset_data: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One copy of a dataset: ``dir + "/" + path`` on ``host`` (inside ``archive`` if set).
+
+    ``archive`` is ``None`` for an ordinary location; otherwise the TAR file name relative
+    to ``dir`` (``""`` when the directory itself is the archive). ``checksum`` is the SHA-1
+    of the bytes camp read to describe the replica (BP: the metadata object; HDF5: the
+    metadata-only copy; text and images: the file).
+    """
+
+    host: HostName
+    dir: str
+    path: str
+    size: int
+    mtime: int
+    checksum: str = ""
+    archive: str | None = None
+    deltime: int = 0
+    key: str = ""
+    resolution: tuple[int, int] | None = None
+    accuracy: tuple[float, float, int] | None = None
+    files: tuple[EmbeddedFile, ...] = ()
+    tarindex: tuple[TarMember, ...] = ()
+
+    @property
+    def location(self) -> tuple[str, str, str, str]:
+        """Identity of a replica inside its dataset: host, dir, archive, path."""
+        return (self.host, self.dir, "" if self.archive is None else "\0" + self.archive, self.path)
+
+    @property
+    def id(self) -> str:
+        """Short stable id (hex) users can pass to ``camp rm --replica``."""
+        return hashlib.sha1("\n".join(self.location).encode()).hexdigest()[:8]
+
+    @property
+    def live(self) -> bool:
+        """True unless the replica carries a tombstone."""
+        return self.deltime == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the manifest (fixed order of files and TAR rows)."""
+        return {
+            "host": self.host,
+            "dir": self.dir,
+            "path": self.path,
+            "size": self.size,
+            "mtime": self.mtime,
+            "checksum": self.checksum,
+            "archive": self.archive,
+            "deltime": self.deltime,
+            "key": self.key,
+            "resolution": list(self.resolution) if self.resolution else None,
+            "accuracy": list(self.accuracy) if self.accuracy else None,
+            "files": [f.to_dict() for f in sorted(self.files, key=_file_order)],
+            "tarindex": [dataclasses.astuple(t) for t in self.tarindex],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Replica:
+        """Inverse of :meth:`to_dict`."""
+        res = d.get("resolution")
+        acc = d.get("accuracy")
+        return cls(
+            host=HostName(str(d["host"])),
+            dir=str(d["dir"]),
+            path=str(d["path"]),
+            size=int(d["size"]),
+            mtime=int(d["mtime"]),
+            checksum=str(d.get("checksum", "")),
+            archive=None if d.get("archive") is None else str(d["archive"]),
+            deltime=int(d.get("deltime", 0)),
+            key=str(d.get("key", "")),
+            resolution=(int(res[0]), int(res[1])) if res else None,
+            accuracy=(float(acc[0]), float(acc[1]), int(acc[2])) if acc else None,
+            files=tuple(EmbeddedFile.from_dict(f) for f in d.get("files", ())),
+            tarindex=tuple(TarMember(str(t[0]), int(t[1]), int(t[2]), int(t[3])) for t in d.get("tarindex", ())),
+        )
+
+
+def _file_order(f: EmbeddedFile) -> tuple[str, str]:
+    return (f.name, f.blob)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset: its identity and every replica, including tombstoned ones."""
+
+    name: DatasetName
+    uuid: str
+    kind: str
+    modtime: int
+    deltime: int = 0
+    replicas: tuple[Replica, ...] = field(default_factory=tuple)
+
+    @property
+    def live(self) -> bool:
+        """True unless the dataset carries a tombstone."""
+        return self.deltime == 0
+
+    def live_replicas(self) -> list[Replica]:
+        """Replicas without a tombstone."""
+        return [r for r in self.replicas if r.live]
+
+    def with_replica(self, replica: Replica) -> Dataset:
+        """This dataset with ``replica`` added or replacing the one at the same location."""
+        others = [r for r in self.replicas if r.location != replica.location]
+        return dataclasses.replace(self, deltime=0, replicas=tuple(sorted([*others, replica], key=_replica_order)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the manifest."""
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            "uuid": self.uuid,
+            "kind": self.kind,
+            "modtime": self.modtime,
+            "deltime": self.deltime,
+            "replicas": [r.to_dict() for r in sorted(self.replicas, key=_replica_order)],
+        }
+
+    def dumps(self) -> bytes:
+        """Canonical manifest bytes."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Dataset:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=DatasetName(str(d["name"])),
+            uuid=str(d["uuid"]),
+            kind=str(d["kind"]),
+            modtime=int(d["modtime"]),
+            deltime=int(d.get("deltime", 0)),
+            replicas=tuple(sorted((Replica.from_dict(r) for r in d.get("replicas", ())), key=_replica_order)),
+        )
+
+    @classmethod
+    def loads(cls, data: bytes, what: str = "manifest") -> Dataset:
+        """Parse manifest bytes; errors name ``what``."""
+        from campaignvcs.errors import CampError
+
+        try:
+            return cls.from_dict(loads(data, what))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CampError(f"{what}: malformed dataset manifest ({exc!r})") from None
+
+
+def _replica_order(r: Replica) -> tuple[str, str, str, str]:
+    return r.location
+
+
+@dataclass(frozen=True)
+class Archive:
+    """An archival location on a host: a directory, or a TAR file inside it."""
+
+    dir: str
+    tarname: str
+    system: str
+    notes: BlobId | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the host manifest."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Archive:
+        """Inverse of :meth:`to_dict`."""
+        notes = d.get("notes")
+        return cls(str(d["dir"]), str(d.get("tarname", "")), str(d["system"]), None if notes is None else BlobId(notes))
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host as the ACA ``host`` table describes it, plus its archival locations."""
+
+    name: HostName
+    longhostname: str | None = None
+    default_protocol: str = ""
+    modtime: int = 0
+    archives: tuple[Archive, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for ``hosts/<host>.json``."""
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            "longhostname": self.longhostname,
+            "default_protocol": self.default_protocol,
+            "modtime": self.modtime,
+            "archives": [a.to_dict() for a in sorted(self.archives, key=lambda a: (a.dir, a.tarname))],
+        }
+
+    def dumps(self) -> bytes:
+        """Canonical manifest bytes."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def loads(cls, data: bytes, what: str = "host manifest") -> Host:
+        """Parse ``hosts/<host>.json``."""
+        from campaignvcs.errors import CampError
+
+        d = loads(data, what)
+        try:
+            return cls(
+                name=HostName(str(d["name"])),
+                longhostname=None if d.get("longhostname") is None else str(d["longhostname"]),
+                default_protocol=str(d.get("default_protocol", "")),
+                modtime=int(d.get("modtime", 0)),
+                archives=tuple(Archive.from_dict(a) for a in d.get("archives", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CampError(f"{what}: malformed host manifest ({exc!r})") from None
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """An ordered series of ADIOS/HDF5 datasets that ADIOS2 reads as one (``<name>/<var>``)."""
+
+    name: str
+    datasets: tuple[DatasetName, ...]
+
+    def dumps(self) -> bytes:
+        """Canonical bytes of ``timeseries/<name>.json``."""
+        return dumps({"format": MANIFEST_FORMAT, "name": self.name, "datasets": list(self.datasets)})
+
+    @classmethod
+    def loads(cls, data: bytes, what: str = "time-series manifest") -> TimeSeries:
+        """Parse ``timeseries/<name>.json``."""
+        d = loads(data, what)
+        return cls(str(d["name"]), tuple(DatasetName(str(n)) for n in d.get("datasets", ())))
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """Campaign-wide facts kept in ``campaign.json``."""
+
+    name: str
+    uuid: str
+    created: int
+    description: str = ""
+
+    def dumps(self) -> bytes:
+        """Canonical bytes of ``campaign.json``."""
+        return dumps(
+            {
+                "format": MANIFEST_FORMAT,
+                "name": self.name,
+                "uuid": self.uuid,
+                "created": self.created,
+                "description": self.description,
+            }
+        )
+
+    @classmethod
+    def loads(cls, data: bytes, what: str = "campaign.json") -> Campaign:
+        """Parse ``campaign.json``."""
+        d = loads(data, what)
+        return cls(str(d["name"]), str(d["uuid"]), int(d.get("created", 0)), str(d.get("description", "")))

@@ -1,0 +1,312 @@
+"""init, add, status, commit: recording datasets into a campaign."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from campaignvcs import layout
+from campaignvcs.errors import BadInput, CampError
+from campaignvcs.extract import Extracted, Options, Payload, detect, extract
+from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
+from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
+from campaignvcs.repo import CampaignRepo
+from campaignvcs.statcache import StatCache, disk_state, state_token
+
+Progress = Callable[[int, int], None]
+
+
+def init(path: str, name: str, host: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Make ``path`` a campaign repository whose archive will be ``<name>.aca``; returns its root."""
+    env = environ(env)
+    validate_archive_name(name)
+    if host is not None:
+        resolve_host_name(host)
+    campaign = Campaign(name=name, uuid=uuid.uuid4().hex, created=time.time_ns())
+    repo = CampaignRepo.init(path, campaign, host, identity(None, env))
+    try:
+        return repo.root
+    finally:
+        repo.close()
+
+
+def validate_archive_name(name: str) -> None:
+    """An archive name is a relative path like ``proj/run_001`` (no ``..``, not absolute)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in name:
+        raise BadInput(f"invalid archive name: {name!r} (use a relative path such as proj/run_001)")
+    if name.endswith(".aca"):
+        raise BadInput(f"invalid archive name: {name!r} (give it without the .aca suffix)")
+
+
+def resolve_host_name(host: str) -> str:
+    """A host name usable in a campaign (non-empty, no slash, no surrounding blanks)."""
+    if not host or "/" in host or host.strip() != host or "\0" in host:
+        raise BadInput(f"invalid host name: {host!r}")
+    return host
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``camp add`` did with one path: ``added``, ``updated``, ``replica added`` or ``unchanged``."""
+
+    name: str
+    kind: str
+    action: str
+    path: str
+    host: str
+
+
+@dataclass(frozen=True)
+class _Source:
+    shown: str
+    name: DatasetName
+    directory: str
+    path: str
+    extracted: Extracted
+
+
+def add(
+    paths: Sequence[str],
+    repo: str | None = None,
+    host: str | None = None,
+    name: str | None = None,
+    store: bool = False,
+    thumbnail: tuple[int, int] | None = None,
+    kind: str = "auto",
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    encrypt: Callable[[Payload], tuple[bytes, str]] | None = None,
+    key_id: str = "",
+) -> list[AddResult]:
+    """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
+
+    Every path is read before anything is staged: one bad path stages nothing. ``encrypt``
+    (from :mod:`campaignvcs.keys`) turns a payload into (stored bytes, checksum) for keyed
+    replicas.
+    """
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    if not paths:
+        raise BadInput("nothing to add: give one or more paths")
+    if name is not None and len(paths) != 1:
+        raise BadInput("--name needs exactly one path")
+    if thumbnail is not None and (thumbnail[0] < 1 or thumbnail[1] < 1):
+        raise BadInput(f"invalid thumbnail size: {thumbnail[0]} {thumbnail[1]}")
+    with open_repo(repo, cwd, env) as camp:
+        host_name = HostName(resolve_host(camp, host, env))
+        options = Options(store=store, thumbnail=thumbnail, kind=kind)
+        sources = []
+        for i, given in enumerate(paths):
+            sources.append(_read_source(given, name, cwd, options))
+            if progress:
+                progress(i + 1, len(paths))
+        with camp.lock():
+            return _stage_sources(camp, sources, host_name, encrypt, key_id, env)
+
+
+def _read_source(given: str, name: str | None, cwd: str, options: Options) -> _Source:
+    if not given or "\0" in given:
+        raise BadInput(f"invalid path: {given!r}")
+    shown = os.path.normpath(given)
+    full = os.path.join(cwd, given)
+    kind = detect(full, options.kind)
+    extracted = extract(full, kind, options)
+    if os.path.isabs(given):
+        # ADIOS2 reads dir + "/" + path: record the real folder and the base name.
+        directory, path = os.path.realpath(os.path.dirname(shown)), os.path.basename(shown)
+    else:
+        directory, path = os.path.realpath(cwd), shown
+    ds_name = DatasetName(name if name is not None else shown)
+    if not ds_name or "\0" in ds_name:
+        raise BadInput(f"invalid dataset name: {ds_name!r}")
+    return _Source(given, ds_name, directory, path, extracted)
+
+
+def _stage_sources(
+    camp: CampaignRepo,
+    sources: list[_Source],
+    host: HostName,
+    encrypt: Callable[[Payload], tuple[bytes, str]] | None,
+    key_id: str,
+    env: Mapping[str, str],
+) -> list[AddResult]:
+    results: list[AddResult] = []
+    pending: dict[str, Dataset] = {}
+    originals: dict[str, Dataset | None] = {}
+    payloads: dict[str, dict[bytes, bytes]] = {}
+    for src in sources:
+        if src.name not in pending:
+            originals[src.name] = camp.dataset(src.name)
+        before = pending.get(src.name) or originals[src.name]
+        if before is not None and before.live and before.kind != src.extracted.kind:
+            raise BadInput(f"{src.shown}: dataset {src.name} is {before.kind}, this path is {src.extracted.kind}")
+        if before is None or not before.live:
+            dataset = Dataset(
+                name=src.name,
+                uuid=before.uuid if before is not None else uuid.uuid4().hex,
+                kind=src.extracted.kind,
+                modtime=src.extracted.modtime,
+            )
+            dataset = dataclasses.replace(dataset, replicas=before.replicas if before else ())
+            action = "added"
+        else:
+            dataset = before
+            action = "updated"
+        store = payloads.setdefault(src.name, {})
+        had_replica = {r.location for r in dataset.replicas if r.live}
+        for extracted in src.extracted.replicas:
+            rel = src.path if extracted.role == "main" else "thumbnails/" + src.path
+            files = []
+            for p in extracted.payloads:
+                data, checksum = encrypt(p) if encrypt else (p.data, p.checksum)
+                blob = camp.add_blob(data)
+                store[blob] = data
+                files.append(
+                    EmbeddedFile(p.name, BlobId(blob.decode()), p.compression, p.lenorig, p.lencompressed, p.modtime,
+                                 checksum)
+                )
+            replica = Replica(
+                host=host,
+                dir=src.directory,
+                path=rel,
+                size=extracted.size,
+                mtime=extracted.mtime,
+                checksum=extracted.checksum,
+                key=key_id,
+                resolution=extracted.resolution,
+                files=tuple(files),
+            )
+            if action == "updated" and replica.location not in had_replica and extracted.role == "main":
+                action = "replica added"
+            dataset = dataset.with_replica(replica)
+        if pending.get(src.name, before) == dataset:
+            action = "unchanged"
+        pending[src.name] = dataset
+        results.append(AddResult(src.name, dataset.kind, action, src.shown, host))
+    changed = [ds for n, ds in pending.items() if ds != originals[n]]
+    for ds in changed:
+        camp.stage_dataset(ds, {})
+    if changed and camp.current(layout.host_path(host)) is None:
+        camp.stage_json(layout.host_path(host), Host(host, long_host_name(), "", time.time_ns()).dumps())
+    if changed:
+        cache = _open_cache(camp)
+        try:
+            cache.update(changed)
+            camp.save_staging()
+            cache.set_token(_token(camp))
+        finally:
+            cache.close()
+    return results
+
+
+def _token(camp: CampaignRepo) -> str:
+    return state_token(camp.head(), camp.staging().to_bytes())
+
+
+def _open_cache(camp: CampaignRepo) -> StatCache:
+    """The stat cache, rebuilt first if it does not match the staged state (a private file)."""
+    cache = StatCache(os.path.join(camp.camp_dir, "statcache.sqlite"))
+    if cache.token() != _token(camp):
+        cache.replace_all(camp.datasets(camp.staged_tree()), _token(camp))
+    return cache
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of ``camp status``: what changed, for which dataset (or other manifest)."""
+
+    change: str
+    name: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Staged changes against HEAD, and tracked local replicas that changed on disk."""
+
+    campaign: str
+    branch: str
+    head: str | None
+    host: str | None
+    staged: list[Change] = field(default_factory=list)
+    unstaged: list[Change] = field(default_factory=list)
+
+
+def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Status:
+    """What ``camp commit`` would record, and which local replicas no longer match their record."""
+    env = environ(env)
+    with open_repo(repo, cwd, env) as camp:
+        head = camp.head()
+        staged = [_describe_change(camp, p, old, new) for p, (old, new) in camp.staged_changes().items()]
+        staged.sort(key=lambda c: (c.name, c.change))
+        here = local_host(camp, env)
+        unstaged: list[Change] = []
+        if here:
+            cache = _open_cache(camp)
+            try:
+                for row in cache.on_host(here):
+                    state = disk_state(row)
+                    if state:
+                        unstaged.append(Change(state, row.dataset, row.path))
+            finally:
+                cache.close()
+        return Status(
+            campaign=camp.campaign().name,
+            branch=camp.branch,
+            head=head.decode() if head else None,
+            host=here,
+            staged=staged,
+            unstaged=unstaged,
+        )
+
+
+def _describe_change(camp: CampaignRepo, path: str, old: object, new: object) -> Change:
+    name = layout.dataset_name_of(path)
+    if name is not None:
+        if old is None:
+            return Change("new", name)
+        if new is None:
+            return Change("removed", name)
+        before, after = camp.dataset(name, camp.head()), camp.dataset(name)
+        if before is not None and after is not None and before.live and not after.live:
+            return Change("deleted", name)
+        return Change("modified", name)
+    what = path.split("/")[0]
+    label = {"hosts": "host", "timeseries": "time series"}.get(what, what)
+    return Change(("new " if old is None else "removed " if new is None else "modified ") + label, path)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """A new commit and how many datasets it changed."""
+
+    id: str
+    message: str
+    datasets: int
+
+
+def commit(message: str, repo: str | None = None, cwd: str | None = None,
+           env: Mapping[str, str] | None = None) -> CommitResult:
+    """Commit the staging area."""
+    env = environ(env)
+    if not message or not message.strip():
+        raise BadInput("empty commit message: pass -m MESSAGE")
+    with open_repo(repo, cwd, env) as camp:
+        with camp.lock():
+            changes = camp.staged_changes()
+            if not changes:
+                raise CampError("nothing to commit (use 'camp add' to record datasets)")
+            cache_ok = _open_cache(camp)
+            try:
+                oid = camp.commit_staged(message, identity(camp, env))
+                cache_ok.set_token(_token(camp))
+            finally:
+                cache_ok.close()
+        count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
+        return CommitResult(oid.decode(), message, count)

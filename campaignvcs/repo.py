@@ -1,0 +1,637 @@
+"""The campaign repository: a git repository (dulwich) of manifests and metadata objects.
+
+A campaign lives in ``<path>/.git`` with ``core.bare = true``: stock ``git log`` and
+``git fsck`` work in ``<path>``, while the folder itself stays the scientist's (no
+manifests are checked out over their data). camp keeps its own staging area,
+``.git/camp/index.json``, holding only the tree paths changed since HEAD, so staging and
+committing cost O(change), not O(campaign) as a git index of 200,000 entries would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.repo import Repo
+
+from campaignvcs import layout
+from campaignvcs.errors import CampError, NotACampaign, RepoLocked, UnknownRevision
+from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
+
+TREE_MODE = 0o040000
+BLOB_MODE = 0o100644
+BRANCH = b"refs/heads/main"
+LOCK_WAIT_SECONDS = 3.0
+PACK_THRESHOLD = 64
+"""Write a pack instead of loose objects when one operation adds more objects than this."""
+
+Entry = tuple[int, bytes]
+"""A tree entry value: (mode, hex object id)."""
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never half of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def find_root(start: str) -> str:
+    """The campaign folder at or above ``start`` (like git's discovery)."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(path, ".git", "camp", "campaign")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise NotACampaign(f"not a campaign repository (or any parent up to /): {os.path.abspath(start)}")
+        path = parent
+
+
+@dataclass
+class Staging:
+    """The staging area: tree paths changed since ``head``; ``None`` marks a removal."""
+
+    head: str | None
+    entries: dict[str, Entry | None]
+
+    def to_bytes(self) -> bytes:
+        """Serialised form (sorted, so identical staging gives identical bytes)."""
+        ent = {p: (None if v is None else [v[0], v[1].decode()]) for p, v in sorted(self.entries.items())}
+        return json.dumps({"head": self.head, "entries": ent}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Staging:
+        """Inverse of :meth:`to_bytes`."""
+        d = json.loads(data)
+        ent = {p: (None if v is None else (int(v[0]), v[1].encode())) for p, v in d["entries"].items()}
+        return cls(d.get("head"), ent)
+
+
+class CampaignRepo:
+    """A campaign repository: object store, refs, staging area and lock.
+
+    Use :meth:`open`, :meth:`discover` or :meth:`init`; close with :meth:`close` or a
+    ``with`` block.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.git_dir = os.path.join(self.root, ".git")
+        self.camp_dir = os.path.join(self.git_dir, "camp")
+        self._repo = Repo(self.git_dir)
+        self.store = self._repo.object_store
+        self.refs = self._repo.refs
+        self._pending: dict[bytes, ShaFile] = {}
+        self._tree_cache: dict[bytes, Tree] = {}
+        self._staging: Staging | None = None
+        self._lock_fd: int | None = None
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str) -> CampaignRepo:
+        """Open the campaign at exactly ``path``."""
+        if not os.path.isfile(os.path.join(path, ".git", "camp", "campaign")):
+            raise NotACampaign(f"not a campaign repository: {os.path.abspath(path)}")
+        return cls(path)
+
+    @classmethod
+    def discover(cls, start: str) -> CampaignRepo:
+        """Open the campaign at or above ``start``."""
+        return cls(find_root(start))
+
+    @classmethod
+    def init(cls, path: str, campaign: Campaign, host: str | None, identity: bytes) -> CampaignRepo:
+        """Create a campaign repository with a first commit holding ``campaign.json``."""
+        path = os.path.abspath(path)
+        if os.path.exists(os.path.join(path, ".git")):
+            what = "a campaign" if os.path.isfile(os.path.join(path, ".git", "camp", "campaign")) else "a git"
+            raise CampError(f"{path} is already {what} repository")
+        os.makedirs(path, exist_ok=True)
+        repo = Repo.init(path)
+        try:
+            cfg = repo.get_config()
+            cfg.set(b"core", b"bare", True)
+            if host:
+                cfg.set(b"camp", b"host", host.encode())
+            cfg.write_to_path()
+            repo.refs.set_symbolic_ref(b"HEAD", BRANCH)
+        finally:
+            repo.close()
+        os.makedirs(os.path.join(path, ".git", "camp"), exist_ok=True)
+        self = cls(path)
+        with self.lock():
+            blob = self.add_blob(campaign.dumps())
+            self.stage(layout.CAMPAIGN, (BLOB_MODE, blob))
+            self.commit_staged(f"Initialise campaign {campaign.name}\n", identity)
+        # The marker is written last: a half-initialised folder is not mistaken for a campaign.
+        atomic_write(os.path.join(self.camp_dir, "campaign"), b"campaignvcs repository format 1\n")
+        return self
+
+    def close(self) -> None:
+        """Release the dulwich repository and the lock if held."""
+        self._release_lock()
+        self._repo.close()
+
+    def __enter__(self) -> CampaignRepo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- configuration -------------------------------------------------------------
+
+    def config_get(self, section: str, name: str) -> str | None:
+        """A value from ``.git/config`` (local to this clone, never shared)."""
+        try:
+            return self._repo.get_config().get(section.encode(), name.encode()).decode()
+        except KeyError:
+            return None
+
+    def config_set(self, section: str, name: str, value: str | None) -> None:
+        """Set or remove a value in ``.git/config``."""
+        cfg = self._repo.get_config()
+        if value is None:
+            with contextlib.suppress(KeyError):
+                del cfg[(section.encode(),)][name.encode()]
+        else:
+            cfg.set(section.encode(), name.encode(), value.encode())
+        cfg.write_to_path()
+
+    def identity_from_config(self) -> bytes | None:
+        """``Name <email>`` from git config (repo, then user), if both are set."""
+        stack = self._repo.get_config_stack()
+        try:
+            name = stack.get(b"user", b"name")
+            email = stack.get(b"user", b"email")
+        except KeyError:
+            return None
+        return name + b" <" + email + b">"
+
+    # -- locking -------------------------------------------------------------------
+
+    @property
+    def lock_path(self) -> str:
+        """The lock file a writer holds."""
+        return os.path.join(self.camp_dir, "lock")
+
+    @contextlib.contextmanager
+    def lock(self, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+        """Hold the repository lock; waits briefly, then names the lock in the error."""
+        if self._lock_fd is not None:
+            yield
+            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                if self._break_stale_lock():
+                    continue
+                if time.monotonic() >= deadline:
+                    raise RepoLocked(
+                        f"repository is locked by another camp process: {self.lock_path} "
+                        "(if no camp process is running, remove that file)"
+                    ) from None
+                time.sleep(0.05)
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        self._lock_fd = fd
+        try:
+            yield
+            self.flush()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
+
+    def _break_stale_lock(self) -> bool:
+        """Remove a lock left by a dead process on this host; True if removed."""
+        try:
+            with open(self.lock_path, encoding="utf-8") as f:
+                host, pid = f.read().split()
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname():
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return False
+        except ProcessLookupError:
+            pass
+        except (PermissionError, ValueError):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.lock_path)
+        return True
+
+    def _require_lock(self) -> None:
+        if self._lock_fd is None:
+            raise RuntimeError("repository write without the lock")
+
+    # -- objects -------------------------------------------------------------------
+
+    def add_blob(self, data: bytes) -> bytes:
+        """Queue a blob for writing; returns its hex id (identical data → same id)."""
+        blob = Blob.from_string(data)
+        self._queue(blob)
+        return blob.id
+
+    def _queue(self, obj: ShaFile) -> None:
+        if obj.id not in self._pending:
+            self._pending[obj.id] = obj
+
+    def flush(self) -> None:
+        """Write queued objects: loose when few, one pack when many."""
+        if not self._pending:
+            return
+        todo = [o for oid, o in self._pending.items() if oid not in self.store]
+        self._pending.clear()
+        if len(todo) > PACK_THRESHOLD:
+            self.store.add_objects([(o, None) for o in todo])
+        else:
+            for obj in todo:
+                self.store.add_object(obj)
+
+    def read_object(self, oid: bytes) -> ShaFile:
+        """An object from the queue or the store."""
+        obj = self._pending.get(oid)
+        if obj is not None:
+            return obj
+        try:
+            return self.store[oid]
+        except KeyError:
+            raise CampError(f"object {oid.decode()} is missing from the repository") from None
+
+    def read_blob(self, oid: bytes) -> bytes:
+        """The bytes of a blob."""
+        obj = self.read_object(oid)
+        if not isinstance(obj, Blob):
+            raise CampError(f"object {oid.decode()} is not a blob")
+        return obj.as_raw_string()
+
+    def read_tree(self, oid: bytes) -> Tree:
+        """A tree, cached for the life of this object (trees are immutable)."""
+        tree = self._tree_cache.get(oid)
+        if tree is None:
+            obj = self.read_object(oid)
+            if not isinstance(obj, Tree):
+                raise CampError(f"object {oid.decode()} is not a tree")
+            tree = obj
+            self._tree_cache[oid] = tree
+        return tree
+
+    # -- refs and revisions ----------------------------------------------------------
+
+    def head(self) -> bytes | None:
+        """The commit id of the current branch, or None before the first commit."""
+        try:
+            return self.refs[b"HEAD"]
+        except KeyError:
+            return None
+
+    @property
+    def branch(self) -> str:
+        """Short name of the checked-out branch."""
+        target = self.refs.get_symrefs().get(b"HEAD", BRANCH)
+        return target.decode().removeprefix("refs/heads/")
+
+    def resolve(self, rev: str | None) -> bytes:
+        """The commit id for ``rev``: HEAD, a branch or ref, a (short) hex id, with ``~N``/``^``."""
+        rev = rev or "HEAD"
+        base, suffix = rev, ""
+        for i, ch in enumerate(rev):
+            if ch in "~^":
+                base, suffix = rev[:i], rev[i:]
+                break
+        commit = self._resolve_base(base or "HEAD", rev)
+        while suffix:
+            ch, suffix = suffix[0], suffix[1:]
+            digits = ""
+            while suffix and suffix[0].isdigit():
+                digits, suffix = digits + suffix[0], suffix[1:]
+            steps = int(digits) if digits else 1
+            if ch == "^" and digits:
+                commit = self._nth_parent(commit, steps, rev)
+                continue
+            for _ in range(steps):
+                commit = self._nth_parent(commit, 1, rev)
+        return commit
+
+    def _nth_parent(self, commit: bytes, n: int, rev: str) -> bytes:
+        parents = self.read_commit(commit).parents
+        if n < 1 or n > len(parents):
+            raise UnknownRevision(f"unknown revision: {rev}")
+        return parents[n - 1]
+
+    def _resolve_base(self, base: str, rev: str) -> bytes:
+        for candidate in (base.encode(), b"refs/heads/" + base.encode(), b"refs/tags/" + base.encode(),
+                          b"refs/remotes/" + base.encode()):
+            try:
+                return self.refs[candidate]
+            except (KeyError, ValueError):
+                continue
+        if 4 <= len(base) <= 40 and all(c in "0123456789abcdef" for c in base.lower()):
+            matches = [oid for oid in self._iter_commit_ids_with_prefix(base.lower().encode())]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise UnknownRevision(f"ambiguous revision: {rev}")
+        if base == "HEAD":
+            raise UnknownRevision("the campaign has no commits yet")
+        raise UnknownRevision(f"unknown revision: {rev}")
+
+    def _iter_commit_ids_with_prefix(self, prefix: bytes) -> Iterator[bytes]:
+        if len(prefix) == 40:
+            if prefix in self.store and isinstance(self.store[prefix], Commit):
+                yield prefix
+            return
+        for oid in self.store.iter_prefix(prefix):
+            if isinstance(self.store[oid], Commit):
+                yield oid
+
+    def read_commit(self, oid: bytes) -> Commit:
+        """A commit object."""
+        obj = self.read_object(oid)
+        if not isinstance(obj, Commit):
+            raise UnknownRevision(f"{oid.decode()} is not a commit")
+        return obj
+
+    def walk(self, start: bytes | None = None) -> Iterator[Commit]:
+        """Commits reachable from ``start`` (default HEAD), newest first."""
+        start = start or self.head()
+        if start is None:
+            return
+        for entry in self._repo.get_walker(include=[start]):
+            yield entry.commit
+
+    # -- trees ---------------------------------------------------------------------
+
+    def lookup(self, tree_id: bytes | None, path: str) -> Entry | None:
+        """The (mode, id) at ``path`` below ``tree_id``, or None."""
+        if tree_id is None:
+            return None
+        mode, oid = TREE_MODE, tree_id
+        for part in path.split("/"):
+            if mode != TREE_MODE:
+                return None
+            tree = self.read_tree(oid)
+            try:
+                mode, oid = tree[part.encode()]
+            except KeyError:
+                return None
+        return mode, oid
+
+    def tree_of(self, commit: bytes | None) -> bytes | None:
+        """The root tree of a commit (None for None)."""
+        return None if commit is None else self.read_commit(commit).tree
+
+    def iter_tree(self, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, int, bytes]]:
+        """Every blob below ``tree_id``, as (path, mode, id), depth first in tree order."""
+        for item in self.read_tree(tree_id).iteritems():
+            path = prefix + item.path.decode()
+            if item.mode == TREE_MODE:
+                yield from self.iter_tree(item.sha, path + "/")
+            else:
+                yield path, item.mode, item.sha
+
+    def build_tree(self, base: bytes | None, changes: dict[str, Entry | None]) -> bytes:
+        """Apply path → entry changes to tree ``base``; queues new trees, returns the root id."""
+        root = self._apply(base, {tuple(p.split("/")): v for p, v in changes.items()})
+        if root is None:
+            empty = Tree()
+            self._queue(empty)
+            return empty.id
+        return root
+
+    def _apply(self, base: bytes | None, changes: dict[tuple[str, ...], Entry | None]) -> bytes | None:
+        items: dict[bytes, tuple[int, bytes]] = {}
+        if base is not None:
+            items = {e.path: (e.mode, e.sha) for e in self.read_tree(base).iteritems()}
+        nested: dict[str, dict[tuple[str, ...], Entry | None]] = {}
+        for parts, value in changes.items():
+            if len(parts) == 1:
+                if value is None:
+                    items.pop(parts[0].encode(), None)
+                else:
+                    items[parts[0].encode()] = value
+            else:
+                nested.setdefault(parts[0], {})[parts[1:]] = value
+        for name, sub in nested.items():
+            old = items.get(name.encode())
+            sub_base = old[1] if old is not None and old[0] == TREE_MODE else None
+            new = self._apply(sub_base, sub)
+            if new is None:
+                items.pop(name.encode(), None)
+            else:
+                items[name.encode()] = (TREE_MODE, new)
+        if not items:
+            return None
+        tree = Tree()
+        for name_b, (mode, oid) in items.items():
+            tree.add(name_b, mode, oid)
+        self._queue(tree)
+        self._tree_cache[tree.id] = tree
+        return tree.id
+
+    # -- staging -------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> str:
+        """The staging area file."""
+        return os.path.join(self.camp_dir, "index.json")
+
+    def staging(self) -> Staging:
+        """The staging area (loaded once per object)."""
+        if self._staging is None:
+            try:
+                with open(self.index_path, "rb") as f:
+                    self._staging = Staging.from_bytes(f.read())
+            except FileNotFoundError:
+                head = self.head()
+                self._staging = Staging(head.decode() if head else None, {})
+            except (ValueError, KeyError) as exc:
+                raise CampError(f"staging area {self.index_path} is corrupt ({exc})") from None
+        return self._staging
+
+    def stage(self, path: str, entry: Entry | None) -> None:
+        """Record that ``path`` becomes ``entry`` (None: removed) in the next commit."""
+        self._require_lock()
+        self.staging().entries[path] = entry
+
+    def save_staging(self) -> None:
+        """Write the staging area atomically (objects first, so it never points at nothing)."""
+        self._require_lock()
+        self.flush()
+        atomic_write(self.index_path, self.staging().to_bytes())
+
+    def staged_changes(self) -> dict[str, tuple[Entry | None, Entry | None]]:
+        """Staged paths whose entry differs from HEAD: path → (in HEAD, staged)."""
+        head_tree = self.tree_of(self.head())
+        out = {}
+        for path, entry in self.staging().entries.items():
+            old = self.lookup(head_tree, path)
+            if old != entry:
+                out[path] = (old, entry)
+        return out
+
+    def current(self, path: str) -> Entry | None:
+        """The entry at ``path`` as the next commit would have it (staged, else HEAD)."""
+        entries = self.staging().entries
+        if path in entries:
+            return entries[path]
+        return self.lookup(self.tree_of(self.head()), path)
+
+    def commit_staged(self, message: str, identity: bytes, when: int | None = None) -> bytes:
+        """Commit HEAD's tree with the staged changes; moves the branch by compare-and-swap."""
+        self._require_lock()
+        staging = self.staging()
+        head = self.head()
+        tree = self.build_tree(self.tree_of(head), staging.entries)
+        commit = Commit()
+        commit.tree = tree
+        commit.parents = [head] if head else []
+        commit.author = commit.committer = identity
+        now = int(time.time()) if when is None else when
+        offset = -time.timezone if time.localtime(now).tm_isdst == 0 else -time.altzone
+        commit.author_time = commit.commit_time = now
+        commit.author_timezone = commit.commit_timezone = offset
+        commit.message = message.encode("utf-8") if message.endswith("\n") else (message + "\n").encode("utf-8")
+        self._queue(commit)
+        self.flush()
+        if not self.refs.set_if_equals(b"HEAD", head, commit.id, message=b"commit: " + message.encode()[:60]):
+            raise CampError("the branch moved while committing; nothing was committed, run the command again")
+        self._staging = Staging(commit.id.decode(), {})
+        atomic_write(self.index_path, self._staging.to_bytes())
+        return commit.id
+
+    def set_branch(self, old: bytes | None, new: bytes) -> None:
+        """Move the current branch from ``old`` to ``new`` (compare-and-swap)."""
+        self._require_lock()
+        if not self.refs.set_if_equals(b"HEAD", old, new):
+            raise CampError("the branch moved concurrently; run the command again")
+
+    # -- reading manifests ---------------------------------------------------------
+
+    def campaign(self, commit: bytes | None = None) -> Campaign:
+        """``campaign.json`` of a commit (default: as the next commit would have it)."""
+        entry = self.current(layout.CAMPAIGN) if commit is None else self.lookup(self.tree_of(commit), layout.CAMPAIGN)
+        if entry is None:
+            raise CampError(f"{self.root}: campaign.json is missing")
+        return Campaign.loads(self.read_blob(entry[1]))
+
+    def dataset(self, name: str, commit: bytes | None = None) -> Dataset | None:
+        """A dataset by name (default: staged state), or None."""
+        path = layout.dataset_dir(name) + "/" + layout.MANIFEST
+        entry = self.current(path) if commit is None else self.lookup(self.tree_of(commit), path)
+        if entry is None:
+            return None
+        return Dataset.loads(self.read_blob(entry[1]), what=f"manifest of {name}")
+
+    def host(self, name: str, commit: bytes | None = None) -> Host | None:
+        """A host manifest by short host name (default: staged state), or None."""
+        path = layout.host_path(name)
+        entry = self.current(path) if commit is None else self.lookup(self.tree_of(commit), path)
+        return None if entry is None else Host.loads(self.read_blob(entry[1]), what=f"host {name}")
+
+    def iter_manifests(self, tree_id: bytes | None, folder: str) -> Iterator[tuple[str, bytes]]:
+        """(path, blob id) of every ``*.json`` manifest below ``folder`` of a tree."""
+        entry = self.lookup(tree_id, folder)
+        if entry is None or entry[0] != TREE_MODE:
+            return
+        for path, _mode, oid in self.iter_tree(entry[1], folder + "/"):
+            if path.endswith(".json"):
+                yield path, oid
+
+    def datasets(self, tree_id: bytes | None) -> Iterator[Dataset]:
+        """Every dataset manifest of a tree, in tree order (streamed)."""
+        entry = self.lookup(tree_id, layout.DATASETS)
+        if entry is None:
+            return
+        for path, _mode, oid in self.iter_tree(entry[1], layout.DATASETS + "/"):
+            if path.endswith("/" + layout.MANIFEST):
+                yield Dataset.loads(self.read_blob(oid), what=path)
+
+    def hosts(self, tree_id: bytes | None) -> Iterator[Host]:
+        """Every host manifest of a tree."""
+        for path, oid in self.iter_manifests(tree_id, layout.HOSTS):
+            yield Host.loads(self.read_blob(oid), what=path)
+
+    def timeseries(self, tree_id: bytes | None) -> Iterator[TimeSeries]:
+        """Every time-series manifest of a tree."""
+        for path, oid in self.iter_manifests(tree_id, layout.TIMESERIES):
+            yield TimeSeries.loads(self.read_blob(oid), what=path)
+
+    def staged_tree(self) -> bytes | None:
+        """A tree id for HEAD plus staged changes (objects queued, not written)."""
+        head_tree = self.tree_of(self.head())
+        if not self.staging().entries:
+            return head_tree
+        return self.build_tree(head_tree, self.staging().entries)
+
+    # -- writing manifests ---------------------------------------------------------
+
+    def stage_dataset(self, dataset: Dataset, payloads: dict[bytes, bytes]) -> bytes:
+        """Stage a dataset folder: manifest plus every embedded object it references.
+
+        ``payloads`` maps blob id → bytes for objects not yet in the store. Returns the id
+        of the dataset's tree.
+        """
+        for data in payloads.values():
+            self.add_blob(data)
+        tree = Tree()
+        tree.add(layout.MANIFEST.encode(), BLOB_MODE, self.add_blob(dataset.dumps()))
+        for entry_name, blob in embedded_entries(dataset).items():
+            tree.add(entry_name.encode(), BLOB_MODE, blob.encode())
+        self._queue(tree)
+        self.stage(layout.dataset_dir(dataset.name), (TREE_MODE, tree.id))
+        return tree.id
+
+    def stage_json(self, path: str, data: bytes | None) -> None:
+        """Stage a manifest file at ``path`` (None: remove it)."""
+        self.stage(path, None if data is None else (BLOB_MODE, self.add_blob(data)))
+
+
+def embedded_entries(dataset: Dataset) -> dict[str, str]:
+    """Tree entry name → blob id for every embedded object of a dataset.
+
+    An object is stored under its own file name; where replicas hold different objects
+    of the same name, each is stored as ``<name>@<first 12 hex of its id>``.
+    """
+    by_name: dict[str, set[str]] = {}
+    for replica in dataset.replicas:
+        for f in replica.files:
+            by_name.setdefault(f.name, set()).add(f.blob)
+    out: dict[str, str] = {}
+    for name, blobs in by_name.items():
+        safe = layout.encode_component(name)
+        if safe == layout.MANIFEST:
+            safe = "%64ataset.json"
+        if len(blobs) == 1:
+            out[safe] = next(iter(blobs))
+        else:
+            for blob in blobs:
+                out[f"{safe}@{blob[:12]}"] = blob
+    return out

@@ -1,0 +1,68 @@
+"""Shared fixtures: a scrubbed environment, real example data, and a ``camp`` runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import pytest
+from click.testing import CliRunner, Result
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+
+import make_data  # noqa: E402
+
+from campaignvcs.cli import cli  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path_factory, monkeypatch):
+    """Keep tests away from the developer's config (HOME, git identity, CAMP_*)."""
+    home = tmp_path_factory.mktemp("home")
+    for var in list(os.environ):
+        if var.startswith(("GIT_", "CAMP_")) or var in ("XDG_CONFIG_HOME", "RCLONE_CONFIG"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("CAMP_AUTHOR_NAME", "Test Scientist")
+    monkeypatch.setenv("CAMP_AUTHOR_EMAIL", "scientist@example.org")
+    return home
+
+
+@dataclass
+class Camp:
+    """Runs ``camp`` in-process with CliRunner from a chosen directory."""
+
+    monkeypatch: pytest.MonkeyPatch
+
+    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, ok: bool = True, input: str | None = None) -> Result:
+        if cwd is not None:
+            self.monkeypatch.chdir(cwd)
+        result = CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+        assert "Traceback" not in result.output + result.stderr
+        if ok:
+            assert result.exit_code == 0, f"camp {' '.join(map(str, args))} failed: {result.stderr}{result.output}"
+        return result
+
+
+@pytest.fixture
+def camp(monkeypatch) -> Camp:
+    return Camp(monkeypatch)
+
+
+@pytest.fixture
+def campaign(tmp_path, camp):
+    """An initialised campaign at tmp_path/campaign with default host ``laptop``."""
+    root = tmp_path / "campaign"
+    camp("init", root, "--name", "proj/run_001", "--host", "laptop")
+    return root
+
+
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory):
+    """One set of real data files shared read-only by tests (copy before modifying)."""
+    out = tmp_path_factory.mktemp("example")
+    make_data.make_example(str(out))
+    return out / "run1"
