@@ -30,7 +30,10 @@ BRANCH = b"refs/heads/main"
 LOCK_WAIT_SECONDS = 3.0
 PACK_THRESHOLD = 64
 """Write a pack instead of loose objects when one operation adds more objects than this."""
+PACK_COMPRESSION = 1
+"""zlib level for packs camp writes: most blobs are zlib streams already."""
 
+_UNSET = object()
 Entry = tuple[int, bytes]
 """A tree entry value: (mode, hex object id)."""
 
@@ -100,6 +103,8 @@ class CampaignRepo:
         self.refs = self._repo.refs
         self._pending: dict[bytes, ShaFile] = {}
         self._tree_cache: dict[bytes, Tree] = {}
+        self._commit_cache: dict[bytes, Commit] = {}
+        self._head: bytes | None | object = _UNSET
         self._staging: Staging | None = None
         self._lock_fd: int | None = None
 
@@ -214,6 +219,9 @@ class CampaignRepo:
                 time.sleep(0.05)
         os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
         self._lock_fd = fd
+        # Another writer may have moved the branch or staged before we got the lock.
+        self._head = _UNSET
+        self._staging = None
         try:
             yield
             self.flush()
@@ -270,10 +278,43 @@ class CampaignRepo:
         todo = [o for oid, o in self._pending.items() if oid not in self.store]
         self._pending.clear()
         if len(todo) > PACK_THRESHOLD:
-            self.store.add_objects([(o, None) for o in todo])
+            self._write_pack(todo)
         else:
             for obj in todo:
                 self.store.add_object(obj)
+
+    def _write_pack(self, objects: list[ShaFile]) -> None:
+        """Write one undeltified pack and its index, then rename them into place.
+
+        dulwich's ``add_objects`` re-reads and re-indexes the pack it has just written,
+        which costs more than writing it; here the index comes from the write itself.
+        The ``.idx`` appears last, and readers only use a pack whose index exists.
+        """
+        from dulwich.pack import write_pack_index, write_pack_objects
+
+        pack_dir = os.path.join(self.git_dir, "objects", "pack")
+        os.makedirs(pack_dir, exist_ok=True)
+        fd, tmp_pack = tempfile.mkstemp(dir=pack_dir, prefix="tmp_camp_", suffix=".pack")
+        tmp_idx = tmp_pack[:-5] + ".idx"
+        try:
+            with os.fdopen(fd, "wb") as f:
+                entries, checksum = write_pack_objects(
+                    f.write, [(o, None) for o in objects], self._repo.object_format, deltify=False,
+                    compression_level=PACK_COMPRESSION,
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            with open(tmp_idx, "wb") as f:
+                write_pack_index(f, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum)
+                f.flush()
+                os.fsync(f.fileno())
+            base = os.path.join(pack_dir, "pack-" + checksum.hex())
+            os.replace(tmp_pack, base + ".pack")
+            os.replace(tmp_idx, base + ".idx")
+        finally:
+            for leftover in (tmp_pack, tmp_idx):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
 
     def read_object(self, oid: bytes) -> ShaFile:
         """An object from the queue or the store."""
@@ -306,11 +347,17 @@ class CampaignRepo:
     # -- refs and revisions ----------------------------------------------------------
 
     def head(self) -> bytes | None:
-        """The commit id of the current branch, or None before the first commit."""
-        try:
-            return self.refs[b"HEAD"]
-        except KeyError:
-            return None
+        """The commit id of the current branch, or None before the first commit.
+
+        Read once per object: under the lock only this object moves the branch, and it
+        updates the cached value when it does.
+        """
+        if self._head is _UNSET:
+            try:
+                self._head = self.refs[b"HEAD"]
+            except KeyError:
+                self._head = None
+        return self._head  # type: ignore[return-value]
 
     @property
     def branch(self) -> str:
@@ -373,11 +420,14 @@ class CampaignRepo:
                 yield oid
 
     def read_commit(self, oid: bytes) -> Commit:
-        """A commit object."""
-        obj = self.read_object(oid)
-        if not isinstance(obj, Commit):
-            raise UnknownRevision(f"{oid.decode()} is not a commit")
-        return obj
+        """A commit object (cached: commits are immutable)."""
+        commit = self._commit_cache.get(oid)
+        if commit is None:
+            obj = self.read_object(oid)
+            if not isinstance(obj, Commit):
+                raise UnknownRevision(f"{oid.decode()} is not a commit")
+            commit = self._commit_cache[oid] = obj
+        return commit
 
     def walk(self, start: bytes | None = None) -> Iterator[Commit]:
         """Commits reachable from ``start`` (default HEAD), newest first."""
@@ -500,8 +550,16 @@ class CampaignRepo:
     def current(self, path: str) -> Entry | None:
         """The entry at ``path`` as the next commit would have it (staged, else HEAD)."""
         entries = self.staging().entries
-        if path in entries:
-            return entries[path]
+        if entries:
+            # A staged folder (e.g. a whole dataset) answers for the paths below it.
+            parts = path.split("/")
+            for i in range(len(parts), 0, -1):
+                prefix = "/".join(parts[:i])
+                if prefix in entries:
+                    entry = entries[prefix]
+                    if entry is None or i == len(parts):
+                        return entry
+                    return self.lookup(entry[1], "/".join(parts[i:])) if entry[0] == TREE_MODE else None
         return self.lookup(self.tree_of(self.head()), path)
 
     def commit_staged(self, message: str, identity: bytes, when: int | None = None) -> bytes:
@@ -523,6 +581,7 @@ class CampaignRepo:
         self.flush()
         if not self.refs.set_if_equals(b"HEAD", head, commit.id, message=b"commit: " + message.encode()[:60]):
             raise CampError("the branch moved while committing; nothing was committed, run the command again")
+        self._head = commit.id
         self._staging = Staging(commit.id.decode(), {})
         atomic_write(self.index_path, self._staging.to_bytes())
         return commit.id
@@ -532,6 +591,7 @@ class CampaignRepo:
         self._require_lock()
         if not self.refs.set_if_equals(b"HEAD", old, new):
             raise CampError("the branch moved concurrently; run the command again")
+        self._head = new
 
     # -- reading manifests ---------------------------------------------------------
 

@@ -3,9 +3,32 @@
 Each function takes plain values (paths, names, ``repo=``/``cwd=``/``env=`` like
 dulwich's porcelain), returns data, and raises :class:`campaignvcs.errors.CampError`
 subclasses; none prints. The click commands in :mod:`campaignvcs.cli` are thin wrappers.
+
+Functions are imported on first use (PEP 562), so a command loads only the porcelain
+module it calls: ``camp status`` never pays for the code behind ``camp build``.
 """
 
-from campaignvcs.porcelain.history import log, show
-from campaignvcs.porcelain.workspace import add, commit, init, status
+from __future__ import annotations
 
-__all__ = ["add", "commit", "init", "log", "show", "status"]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "init": "workspace",
+    "add": "workspace",
+    "status": "workspace",
+    "commit": "workspace",
+    "log": "history",
+    "show": "history",
+    "build": "archive",
+}
+"""Public function → porcelain module that defines it. Add one line per new verb."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'campaignvcs.porcelain' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"campaignvcs.porcelain.{module}"), name)

@@ -1,0 +1,1 @@
+"""The ADIOS campaign archive (ACA) format: ``build`` writes it, ``read`` reads it."""
