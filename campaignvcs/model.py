@@ -277,13 +277,17 @@ class Dataset:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Dataset:
         """Inverse of :meth:`to_dict`."""
+        replicas = sorted((Replica.from_dict(r) for r in d.get("replicas", ())), key=_replica_order)
+        for a, b in zip(replicas, replicas[1:]):
+            if a.location == b.location:
+                raise ValueError(f"two replicas at {a.host}:{a.dir}/{a.path}")
         return cls(
             name=DatasetName(str(d["name"])),
             uuid=str(d["uuid"]),
             kind=str(d["kind"]),
             modtime=int(d["modtime"]),
             deltime=int(d.get("deltime", 0)),
-            replicas=tuple(sorted((Replica.from_dict(r) for r in d.get("replicas", ())), key=_replica_order)),
+            replicas=tuple(replicas),
         )
 
     @classmethod
@@ -294,7 +298,7 @@ class Dataset:
         try:
             return cls.from_dict(loads(data, what))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise CampError(f"{what}: malformed dataset manifest ({exc!r})") from None
+            raise CampError(f"{what}: malformed dataset manifest ({exc})") from None
 
 
 def _replica_order(r: Replica) -> tuple[str, str, str, str]:

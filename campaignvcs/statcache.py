@@ -22,9 +22,12 @@ from campaignvcs.model import Dataset
 SCHEMA = """
 create table if not exists meta(key TEXT PRIMARY KEY, value TEXT);
 create table if not exists replica(
-    dataset TEXT, host TEXT, path TEXT, kind TEXT, size INT, mtime INT,
-    PRIMARY KEY (dataset, host, path));
+    dataset TEXT, host TEXT, path TEXT, probe TEXT, kind TEXT, size INT, mtime INT,
+    PRIMARY KEY (host, dataset, path));
+create index if not exists replica_dataset on replica(dataset);
 """
+CACHE_VERSION = "4"
+"""Bumped whenever the table changes; an older cache is simply rebuilt."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,23 @@ class StatCache:
     def __init__(self, path: str) -> None:
         self.path = path
         self._con = sqlite3.connect(path)
+        try:
+            self._con.executescript(SCHEMA)
+            version = self._con.execute("select value from meta where key = ?", ("version",)).fetchone()
+        except sqlite3.DatabaseError:
+            version = None
+        if version is None or version[0] != CACHE_VERSION:
+            self._recreate()
+
+    def _recreate(self) -> None:
+        """Start over: the cache is derived data, private to this clone."""
+        self._con.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self._con = sqlite3.connect(self.path)
         self._con.executescript(SCHEMA)
+        with self._con:
+            self._con.execute("insert into meta(key, value) values (?, ?)", ("version", CACHE_VERSION))
 
     def close(self) -> None:
         """Close the database."""
@@ -89,8 +108,8 @@ class StatCache:
             self._con.execute("delete from meta where key = ?", ("token",))
             self._con.execute("delete from replica")
             self._con.executemany(
-                "insert or replace into replica values (?, ?, ?, ?, ?, ?)",
-                ((r.dataset, r.host, r.path, r.kind, r.size, r.mtime) for ds in datasets for r in rows_of(ds)),
+                "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)",
+                (_row(r) for ds in datasets for r in rows_of(ds)),
             )
             self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("token", token))
 
@@ -101,35 +120,40 @@ class StatCache:
             for ds in datasets:
                 self._con.execute("delete from replica where dataset = ?", (ds.name,))
                 self._con.executemany(
-                    "insert or replace into replica values (?, ?, ?, ?, ?, ?)",
-                    ((r.dataset, r.host, r.path, r.kind, r.size, r.mtime) for r in rows_of(ds)),
+                    "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)", (_row(r) for r in rows_of(ds))
                 )
             self._con.executemany("delete from replica where dataset = ?", ((n,) for n in removed))
 
-    def on_host(self, host: str) -> Iterator[CachedReplica]:
-        """Recorded replicas on ``host``, by dataset name."""
-        cur = self._con.execute(
-            "select dataset, host, path, kind, size, mtime from replica where host = ? order by dataset, path", (host,)
-        )
-        for row in cur:
-            yield CachedReplica(*row)
+    def changed_on_host(self, host: str) -> Iterator[tuple[str, str, str]]:
+        """(state, dataset, path) of every recorded replica on ``host`` that no longer matches.
+
+        One ``stat`` per replica: a file is compared by size and mtime; a BP folder by the
+        mtime of its md.idx, which ADIOS2 rewrites at every step and which camp records as
+        the replica's mtime. This loop is the whole cost of ``camp status`` at 100,000
+        datasets, so it reads only the columns it compares and stays on plain tuples.
+        """
+        rows = self._con.execute(
+            "select rowid, probe, kind = 'ADIOS', size, mtime from replica where host = ?", (host,)
+        ).fetchall()
+        stat = os.stat
+        changed: list[tuple[int, str]] = []
+        for rowid, probe, is_bp, size, mtime in rows:
+            try:
+                st = stat(probe)
+            except OSError:
+                changed.append((rowid, "gone"))
+                continue
+            if st.st_mtime_ns != mtime or (not is_bp and st.st_size != size):
+                changed.append((rowid, "modified"))
+        found = []
+        for rowid, state in changed:
+            dataset, path = self._con.execute("select dataset, path from replica where rowid = ?", (rowid,)).fetchone()
+            if state == "gone":
+                state = "missing" if not os.path.exists(path) else "modified"
+            found.append((state, dataset, path))
+        yield from sorted(found, key=lambda f: (f[1], f[2]))
 
 
-def disk_state(replica: CachedReplica) -> str | None:
-    """``None`` if the replica looks as recorded, else ``missing`` or ``modified``.
-
-    Files compare size and mtime; BP folders compare the later of the folder's and
-    md.idx's mtime (ADIOS2 rewrites md.idx at every step, the folder only gains files).
-    """
-    try:
-        st = os.stat(replica.path)
-        if replica.kind == "ADIOS":
-            with contextlib.suppress(FileNotFoundError):
-                idx = os.stat(os.path.join(replica.path, "md.idx"))
-                return None if max(st.st_mtime_ns, idx.st_mtime_ns) == replica.mtime else "modified"
-            return "modified"
-    except FileNotFoundError:
-        return "missing"
-    except OSError:
-        return "missing"
-    return None if (st.st_size == replica.size and st.st_mtime_ns == replica.mtime) else "modified"
+def _row(r: CachedReplica) -> tuple[str, str, str, str, str, int, int]:
+    probe = os.path.join(r.path, "md.idx") if r.kind == "ADIOS" else r.path
+    return (r.dataset, r.host, r.path, probe, r.kind, r.size, r.mtime)

@@ -281,3 +281,12 @@ def test_help_and_status_do_not_import_heavy_libraries(campaign):
     )
     r = subprocess.run([os.sys.executable, "-c", code, str(campaign)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_add_with_message_commits_in_one_call(campaign, camp, data):
+    camp("--repo", campaign, "add", "-m", "job 42 outputs", "heat.bp", "notes.txt", cwd=data)
+    assert git(campaign, "log", "-1", "--format=%s").stdout.strip() == "job 42 outputs"
+    assert json.loads(camp("--repo", campaign, "status", "--json").output)["staged"] == []
+    # Nothing new: no empty commit is made.
+    camp("--repo", campaign, "add", "-m", "again", "heat.bp", cwd=data)
+    assert git(campaign, "log", "-1", "--format=%s").stdout.strip() == "job 42 outputs"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.output import echo_json, format_ns, format_size, format_time, json_option
-from campaignvcs.porcelain.history import LogEntry
+
+if TYPE_CHECKING:
+    from campaignvcs.porcelain.history import LogEntry
 
 
 def _echo_commit(entry: LogEntry) -> None:

@@ -32,17 +32,18 @@ def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
 @click.option("--thumbnail", nargs=2, type=int, metavar="W H", help="Embed an image thumbnail of at most W x H.")
 @click.option("--kind", type=click.Choice(KIND_CHOICES), default="auto", show_default=True,
               help="Treat the paths as this kind instead of detecting it.")
+@click.option("-m", "--message", help="Also commit, with this message (one process, one lock).")
 @json_option
 @pass_env
 def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
-            thumbnail: tuple[int, int] | None, kind: str, as_json: bool) -> None:
+            thumbnail: tuple[int, int] | None, kind: str, message: str | None, as_json: bool) -> None:
     """Record datasets (ADIOS2 BP, HDF5, images, text) into the staging area.
 
     Paths are relative to the current directory. Adding an unchanged dataset changes
     nothing; adding it from another host or directory records another replica.
     """
     results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
-                            thumbnail=thumbnail, kind=kind, env=env.env)
+                            thumbnail=thumbnail, kind=kind, message=message, env=env.env)
     if as_json:
         echo_json(results)
         return

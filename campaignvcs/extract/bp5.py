@@ -24,14 +24,14 @@ MAGIC = b"ADIOS-BP"
 def extract(path: str) -> Extracted:
     """Describe the BP dataset directory ``path``."""
     try:
-        dir_stat = os.stat(path)
         idx_stat = os.stat(os.path.join(path, "md.idx"))
     except OSError as exc:
         raise UnreadableDataset(f"{path}: cannot read ADIOS2 dataset ({exc.strerror})") from None
     index = read_file(os.path.join(path, "md.idx"))
     version = bp_version(path, index)
-    # The dataset changes whenever a step is appended: md.idx is rewritten then, the folder is not.
-    mtime = max(dir_stat.st_mtime_ns, idx_stat.st_mtime_ns)
+    # md.idx is rewritten at every step ADIOS2 appends (the folder's mtime does not move), so
+    # its mtime is the dataset's: status notices appends with one stat, ADIOS2's cache refreshes.
+    mtime = idx_stat.st_mtime_ns
     payloads: list[Payload] = []
     if version in (4, 5):
         md0 = read_file(os.path.join(path, "md.0"))

@@ -15,7 +15,7 @@ from campaignvcs.extract import Extracted, Options, Payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
 from campaignvcs.repo import CampaignRepo
-from campaignvcs.statcache import StatCache, disk_state, state_token
+from campaignvcs.statcache import StatCache, state_token
 
 Progress = Callable[[int, int], None]
 
@@ -84,13 +84,17 @@ def add(
     progress: Progress | None = None,
     encrypt: Callable[[Payload], tuple[bytes, str]] | None = None,
     key_id: str = "",
+    message: str | None = None,
 ) -> list[AddResult]:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
     Every path is read before anything is staged: one bad path stages nothing. ``encrypt``
     (from :mod:`campaignvcs.keys`) turns a payload into (stored bytes, checksum) for keyed
-    replicas.
+    replicas. With ``message``, the staged changes are committed under the same lock
+    (one process instead of two: what a batch job's epilog wants).
     """
+    if message is not None and not message.strip():
+        raise BadInput("empty commit message: pass -m MESSAGE")
     env = environ(env)
     cwd = cwd or os.getcwd()
     if not paths:
@@ -104,7 +108,10 @@ def add(
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
         sources = _read_sources(paths, name, cwd, options, progress)
         with camp.lock():
-            return _stage_sources(camp, sources, host_name, encrypt, key_id)
+            results = _stage_sources(camp, sources, host_name, encrypt, key_id)
+            if message is not None and camp.staged_changes():
+                _commit_locked(camp, message, env)
+            return results
 
 
 def _read_sources(
@@ -270,10 +277,7 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
         if here:
             cache = _open_cache(camp)
             try:
-                for row in cache.on_host(here):
-                    state = disk_state(row)
-                    if state:
-                        unstaged.append(Change(state, row.dataset, row.path))
+                unstaged = [Change(state, name, path) for state, name, path in cache.changed_on_host(here)]
             finally:
                 cache.close()
         return Status(
@@ -319,14 +323,19 @@ def commit(message: str, repo: str | None = None, cwd: str | None = None,
         raise BadInput("empty commit message: pass -m MESSAGE")
     with open_repo(repo, cwd, env) as camp:
         with camp.lock():
-            changes = camp.staged_changes()
-            if not changes:
-                raise CampError("nothing to commit (use 'camp add' to record datasets)")
-            cache_ok = _open_cache(camp)
-            try:
-                oid = camp.commit_staged(message, identity(camp, env))
-                cache_ok.set_token(_token(camp))
-            finally:
-                cache_ok.close()
-        count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
-        return CommitResult(oid.decode(), message, count)
+            return _commit_locked(camp, message, env)
+
+
+def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str]) -> CommitResult:
+    """Commit the staging area; the caller holds the lock."""
+    changes = camp.staged_changes()
+    if not changes:
+        raise CampError("nothing to commit (use 'camp add' to record datasets)")
+    cache = _open_cache(camp)
+    try:
+        oid = camp.commit_staged(message, identity(camp, env))
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
+    count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
+    return CommitResult(oid.decode(), message, count)
