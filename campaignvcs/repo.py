@@ -17,12 +17,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
 from dulwich.repo import Repo
 
 from campaignvcs import layout
 from campaignvcs.errors import CampError, NotACampaign, RepoLocked, UnknownRevision
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
+from campaignvcs.packreader import PackReader
 
 TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
@@ -102,7 +103,8 @@ class CampaignRepo:
         self.store = self._repo.object_store
         self.refs = self._repo.refs
         self._pending: dict[bytes, ShaFile] = {}
-        self._tree_cache: dict[bytes, Tree] = {}
+        self._tree_cache: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
+        self._reader: PackReader | None = None
         self._commit_cache: dict[bytes, Commit] = {}
         self._head: bytes | None | object = _UNSET
         self._staging: Staging | None = None
@@ -151,8 +153,10 @@ class CampaignRepo:
         return self
 
     def close(self) -> None:
-        """Release the dulwich repository and the lock if held."""
+        """Release the dulwich repository, the pack reader and the lock if held."""
         self._release_lock()
+        if self._reader is not None:
+            self._reader.close()
         self._repo.close()
 
     def __enter__(self) -> CampaignRepo:
@@ -279,6 +283,8 @@ class CampaignRepo:
         self._pending.clear()
         if len(todo) > PACK_THRESHOLD:
             self._write_pack(todo)
+            if self._reader is not None:
+                self._reader.refresh()
         else:
             for obj in todo:
                 self.store.add_object(obj)
@@ -326,23 +332,43 @@ class CampaignRepo:
         except KeyError:
             raise CampError(f"object {oid.decode()} is missing from the repository") from None
 
+    def read_raw(self, oid: bytes) -> tuple[bytes, bytes]:
+        """(type name, content) of an object: the fast path for whole-campaign passes."""
+        obj = self._pending.get(oid)
+        if obj is not None:
+            return obj.type_name, obj.as_raw_string()
+        if self._reader is None:
+            self._reader = PackReader(os.path.join(self.git_dir, "objects"))
+        got = self._reader.read(oid)
+        if got is None:
+            obj = self.read_object(oid)
+            got = obj.type_name, obj.as_raw_string()
+        return got
+
     def read_blob(self, oid: bytes) -> bytes:
         """The bytes of a blob."""
-        obj = self.read_object(oid)
-        if not isinstance(obj, Blob):
+        kind, data = self.read_raw(oid)
+        if kind != b"blob":
             raise CampError(f"object {oid.decode()} is not a blob")
-        return obj.as_raw_string()
+        return data
 
     def read_tree(self, oid: bytes) -> Tree:
-        """A tree, cached for the life of this object (trees are immutable)."""
-        tree = self._tree_cache.get(oid)
-        if tree is None:
-            obj = self.read_object(oid)
-            if not isinstance(obj, Tree):
+        """A tree as a dulwich object (for callers that need one; walks use :meth:`tree_entries`)."""
+        obj = self.read_object(oid)
+        if not isinstance(obj, Tree):
+            raise CampError(f"object {oid.decode()} is not a tree")
+        return obj
+
+    def tree_entries(self, oid: bytes) -> dict[bytes, tuple[int, bytes]]:
+        """Entry name → (mode, hex id) of a tree, cached for the life of this object."""
+        entries = self._tree_cache.get(oid)
+        if entries is None:
+            kind, data = self.read_raw(oid)
+            if kind != b"tree":
                 raise CampError(f"object {oid.decode()} is not a tree")
-            tree = obj
-            self._tree_cache[oid] = tree
-        return tree
+            entries = {name: (mode, sha) for name, mode, sha in parse_tree(data, 20)}
+            self._tree_cache[oid] = entries
+        return entries
 
     # -- refs and revisions ----------------------------------------------------------
 
@@ -447,11 +473,10 @@ class CampaignRepo:
         for part in path.split("/"):
             if mode != TREE_MODE:
                 return None
-            tree = self.read_tree(oid)
-            try:
-                mode, oid = tree[part.encode()]
-            except KeyError:
+            found = self.tree_entries(oid).get(part.encode())
+            if found is None:
                 return None
+            mode, oid = found
         return mode, oid
 
     def tree_of(self, commit: bytes | None) -> bytes | None:
@@ -460,12 +485,12 @@ class CampaignRepo:
 
     def iter_tree(self, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, int, bytes]]:
         """Every blob below ``tree_id``, as (path, mode, id), depth first in tree order."""
-        for item in self.read_tree(tree_id).iteritems():
-            path = prefix + item.path.decode()
-            if item.mode == TREE_MODE:
-                yield from self.iter_tree(item.sha, path + "/")
+        for name, (mode, oid) in sorted(self.tree_entries(tree_id).items()):
+            path = prefix + name.decode()
+            if mode == TREE_MODE:
+                yield from self.iter_tree(oid, path + "/")
             else:
-                yield path, item.mode, item.sha
+                yield path, mode, oid
 
     def build_tree(self, base: bytes | None, changes: dict[str, Entry | None]) -> bytes:
         """Apply path → entry changes to tree ``base``; queues new trees, returns the root id."""
@@ -479,7 +504,7 @@ class CampaignRepo:
     def _apply(self, base: bytes | None, changes: dict[tuple[str, ...], Entry | None]) -> bytes | None:
         items: dict[bytes, tuple[int, bytes]] = {}
         if base is not None:
-            items = {e.path: (e.mode, e.sha) for e in self.read_tree(base).iteritems()}
+            items = dict(self.tree_entries(base))
         nested: dict[str, dict[tuple[str, ...], Entry | None]] = {}
         for parts, value in changes.items():
             if len(parts) == 1:
@@ -503,7 +528,7 @@ class CampaignRepo:
         for name_b, (mode, oid) in items.items():
             tree.add(name_b, mode, oid)
         self._queue(tree)
-        self._tree_cache[tree.id] = tree
+        self._tree_cache[tree.id] = items
         return tree.id
 
     # -- staging -------------------------------------------------------------------
