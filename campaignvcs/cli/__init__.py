@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("campaignvcs.cli.workspace", "commit_cmd"),
     "log": ("campaignvcs.cli.history", "log_cmd"),
     "show": ("campaignvcs.cli.history", "show_cmd"),
+    "build": ("campaignvcs.cli.archive", "build_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

@@ -1,0 +1,35 @@
+"""camp build."""
+
+from __future__ import annotations
+
+import click
+
+from campaignvcs import porcelain
+from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.output import echo_json, format_size, json_option
+
+
+@click.command("build")
+@click.argument("rev", required=False, metavar="[REV]")
+@click.option(
+    "-o", "--output", metavar="PATH.aca", help="Write here instead of <campaign store>/<archive name>.aca."
+)
+@click.option(
+    "--omit-deleted/--keep-deleted",
+    default=True,
+    show_default=True,
+    help="Leave deleted datasets and replicas out (ADIOS2 2.12 would still show them), "
+    "or keep them with their deletion time.",
+)
+@json_option
+@pass_env
+def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, as_json: bool) -> None:
+    """Compile commit REV (default HEAD) into a campaign archive that ADIOS2 opens."""
+    result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(
+        f"built {result.path} ({result.datasets} datasets, {result.replicas} replicas, "
+        f"{result.files} embedded files, {format_size(result.size_bytes)})"
+    )
