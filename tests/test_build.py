@@ -631,3 +631,20 @@ def test_dataset_rows_follow_the_names_whatever_they_are(tmp_path_factory, store
         assert [r[1] for r in rows] == sorted(names) == by_sql
 
     check()
+
+
+def test_exclude_kind_leaves_hdf5_out_so_pypi_adios2_can_open_it(tmp_path, camp, campaign, example_data):
+    import adios2
+
+    home = os.environ["HOME"]
+    cfg = os.path.join(home, ".config", "hpc-campaign")
+    os.makedirs(cfg, exist_ok=True)
+    with open(os.path.join(cfg, "config.yaml"), "w") as f:
+        f.write(f"Campaign:\n  hostname: laptop\n  cachepath: {tmp_path / 'cache'}\n")
+    camp("--repo", campaign, "add", "-m", "both", "heat.bp", "mesh.h5", cwd=example_data)
+    out = tmp_path / "nohdf5.aca"
+    camp("--repo", campaign, "build", "-o", out, "--exclude-kind", "HDF5")
+    with sqlite3.connect(out) as con:
+        assert [r[0] for r in con.execute("select fileformat from dataset")] == ["ADIOS"]
+    with adios2.FileReader(str(out)) as fr:
+        assert "heat.bp/T" in fr.available_variables()

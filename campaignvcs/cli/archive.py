@@ -21,11 +21,16 @@ from campaignvcs.cli.output import echo_json, format_size, json_option
     help="Leave deleted datasets and replicas out (ADIOS2 2.12 would still show them), "
     "or keep them with their deletion time.",
 )
+@click.option("--exclude-kind", "exclude", multiple=True, type=click.Choice(["ADIOS", "HDF5", "TEXT", "IMAGE"]),
+              help="Leave out datasets of this kind (repeatable); e.g. HDF5 for the PyPI adios2, which "
+              "has no HDF5 engine and refuses a whole archive listing one.")
 @json_option
 @pass_env
-def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, as_json: bool) -> None:
+def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, exclude: tuple[str, ...],
+              as_json: bool) -> None:
     """Compile commit REV (default HEAD) into a campaign archive that ADIOS2 opens."""
-    result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env)
+    result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env,
+                             exclude_kinds=exclude)
     if as_json:
         echo_json(result)
         return

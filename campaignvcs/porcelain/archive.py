@@ -13,7 +13,7 @@ from campaignvcs import layout
 from campaignvcs.aca.build import write_aca
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, CampError
-from campaignvcs.model import Dataset
+from campaignvcs.model import KINDS, Dataset
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.repo import TREE_MODE, CampaignRepo
 
@@ -39,14 +39,20 @@ def build(
     repo: str | None = None,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    exclude_kinds: tuple[str, ...] = (),
 ) -> BuildResult:
     """Compile commit ``rev`` (default HEAD) into an ACA file.
 
     The file goes to ``output`` (relative to ``cwd``), else to ``<campaign store>/<archive
     name>.aca`` where ADIOS2 looks for it. It appears atomically: a failed build leaves
     any previous archive as it was. Building only reads immutable objects, so it takes
-    no lock and may run while another camp process records datasets.
+    no lock and may run while another camp process records datasets. ``exclude_kinds``
+    leaves datasets of those kinds out, for readers whose ADIOS2 lacks an engine (the
+    PyPI wheel has no HDF5 and refuses a whole archive that lists one).
     """
+    unknown = [k for k in exclude_kinds if k not in KINDS]
+    if unknown:
+        raise BadInput(f"unknown dataset kind: {unknown[0]} (one of {', '.join(KINDS)})")
     env = environ(env)
     cwd = cwd or os.getcwd()
     with open_repo(repo, cwd, env) as camp:
@@ -57,7 +63,7 @@ def build(
             os.makedirs(os.path.dirname(path), exist_ok=True)
             counts = write_aca(
                 path,
-                datasets_by_name(camp, commit.tree),
+                (d for d in datasets_by_name(camp, commit.tree) if d.kind not in exclude_kinds),
                 camp.hosts(commit.tree),
                 camp.timeseries(commit.tree),
                 lambda blob: camp.read_blob(blob.encode()),
