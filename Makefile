@@ -11,12 +11,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test
+.PHONY: install demo test docs
 install: $(VENV)/.installed
+
+docs: $(VENV)/.installed
+	$(BIN)/python scripts/gen_cli_docs.py
+	$(BIN)/mkdocs build --strict
 
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart.sh
 
 test: $(VENV)/.installed
 	bash scripts/system-deps.sh
+	$(BIN)/mkdocs build --strict -q
 	$(BIN)/python -m pytest -q -p no:cacheprovider
