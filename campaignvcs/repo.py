@@ -279,15 +279,18 @@ class CampaignRepo:
         """Write queued objects: loose when few, one pack when many."""
         if not self._pending:
             return
-        todo = [o for oid, o in self._pending.items() if oid not in self.store]
+        todo = list(self._pending.values())
         self._pending.clear()
         if len(todo) > PACK_THRESHOLD:
+            # No "already stored?" check: git allows an object in several packs, and probing
+            # every pack index for each object costs more than writing the few duplicates.
             self._write_pack(todo)
             if self._reader is not None:
                 self._reader.refresh()
         else:
             for obj in todo:
-                self.store.add_object(obj)
+                if obj.id not in self.store:
+                    self.store.add_object(obj)
 
     def _write_pack(self, objects: list[ShaFile]) -> None:
         """Write one undeltified pack and its index, then rename them into place.

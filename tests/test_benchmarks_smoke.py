@@ -1,0 +1,180 @@
+"""The benchmark corpus and harness keep working: both run here at a tiny size.
+
+The corpus must be reproducible (same seed → same bytes and modification times) and
+nested like real runs; the harness must measure every row with real camp processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+sys.path.insert(0, BENCH)
+
+import corpus  # noqa: E402
+
+
+def snapshot(folder):
+    """Relative path → (sha1 of the bytes, mtime_ns) for every file and folder below ``folder``."""
+    seen = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.stat(path)
+            digest = ""
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    digest = hashlib.sha1(f.read()).hexdigest()
+            seen[os.path.relpath(path, folder)] = (digest, st.st_mtime_ns)
+    return seen
+
+
+def test_same_seed_gives_the_same_files_and_times(tmp_path):
+    a = corpus.make_corpus(str(tmp_path / "a"), 45, seed=7)
+    b = corpus.make_corpus(str(tmp_path / "b"), 45, seed=7)
+    assert snapshot(a.campaign) == snapshot(b.campaign)
+    assert a.entries == b.entries
+    c = corpus.make_corpus(str(tmp_path / "c"), 45, seed=8)
+    assert snapshot(c.campaign) != snapshot(a.campaign)
+
+
+def test_corpus_is_nested_like_real_runs_with_every_kind(tmp_path):
+    made = corpus.make_corpus(str(tmp_path / "out"), 40, seed=0)
+    assert len(made.entries) == 40
+    paths = [e.path for e in made.entries]
+    assert paths[:2] == ["run_0001/notes.txt", "run_0001/step_00010/fields.bp"]
+    assert "run_0001/step_00100/checkpoint.h5" in paths
+    assert "run_0001/step_00100/slice.png" in paths
+    assert {e.kind for e in made.entries} == set(corpus.KINDS)
+    bp = os.path.join(made.campaign, "run_0001", "step_00010", "fields.bp")
+    assert {"md.idx", "md.0", "mmd.0", "data.0"} <= set(os.listdir(bp))
+    with open(os.path.join(made.campaign, "run_0001", "step_00100", "slice.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(made.campaign, "run_0001", "step_00100", "checkpoint.h5"), "rb") as f:
+        assert f.read(8) == b"\x89HDF\r\n\x1a\n"
+    # a smaller corpus is the start of a larger one with the same seed
+    assert corpus.plan(25, 0) == made.entries[:25]
+
+
+def test_copies_are_hard_links_to_prototypes(tmp_path, monkeypatch):
+    monkeypatch.setitem(corpus.PROTOTYPES, "bp5", 2)
+    monkeypatch.setattr(corpus, "LINKS_PER_COPY", 3)
+    made = corpus.make_corpus(str(tmp_path / "out"), 30, seed=1)
+    bps = made.of_kind("bp5")
+    assert len(bps) > 10 and {e.proto for e in bps} == {0, 1}
+    inodes = {os.stat(os.path.join(made.campaign, e.path, "md.idx")).st_ino for e in bps}
+    # 2 prototypes, each copied afresh every 3 links
+    assert 2 < len(inodes) <= len(bps) // 3 + 2
+
+
+def test_corpus_command(tmp_path):
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "corpus.py"), str(out), "--datasets", "12"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"12 datasets in {out / 'campaign'}: ")
+    assert (out / "corpus.json").is_file()
+
+
+def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "run.py"),
+            "--sizes",
+            "12,20",
+            "--repeat",
+            "1",
+            "--add-count",
+            "5",
+            "--hdf5-count",
+            "2",
+            "--image-count",
+            "2",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = r.stdout
+    for label in (
+        "start-up: --help",
+        "start-up: status of 10 datasets",
+        "add 5 BP5 in one call",
+        "HDF5 per file",
+        "HDF5, one file in one call",
+        "HDF5 extraction alone",
+        "2 images with 64x64 thumbnails",
+        "ADIOS2 open",
+        "add; commit one dataset at 12",
+        "add -m one dataset at 20",
+        "status at 20",
+        "build at 20",
+        "rebuild after one change at 20",
+        "push of a one-dataset change at 20",
+    ):
+        line = next((ln for ln in table.splitlines() if ln.startswith(f"| {label}")), None)
+        assert line is not None, f"no row {label!r} in\n{table}"
+        camp_cell = line.split("|")[2].strip()
+        assert camp_cell.endswith((" s", "B")) or camp_cell.startswith("n/a (no camp"), line
+    assert "filling the campaigns to 20 datasets" in r.stderr
+
+
+def test_unknown_measurement_is_refused(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "run.py"),
+            "--only",
+            "startup,nonsense",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode != 0
+    assert "unknown measurement(s) nonsense" in r.stderr
+
+
+@pytest.mark.parametrize("only", ["startup"])
+def test_only_runs_the_chosen_rows(tmp_path, only):
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "run.py"),
+            "--only",
+            only,
+            "--repeat",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and not ln.startswith("| measurement")]
+    assert [ln.split("|")[1].strip() for ln in rows] == [
+        "start-up: --help",
+        "start-up: status of 10 datasets (ref: info)",
+    ]
