@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("campaignvcs.cli.history", "log_cmd"),
     "show": ("campaignvcs.cli.history", "show_cmd"),
     "build": ("campaignvcs.cli.archive", "build_cmd"),
+    "import": ("campaignvcs.cli.migrate", "import_cmd"),
+    "key": ("campaignvcs.cli.keys", "key_group"),
+    "connect": ("campaignvcs.cli.connect", "connect_cmd"),
+    "cat": ("campaignvcs.cli.cat", "cat_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

@@ -8,6 +8,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.keys import ask_password
 from campaignvcs.cli.output import echo_json, json_option
 from campaignvcs.extract import KIND_CHOICES
 
@@ -33,17 +34,22 @@ def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
 @click.option("--kind", type=click.Choice(KIND_CHOICES), default="auto", show_default=True,
               help="Treat the paths as this kind instead of detecting it.")
 @click.option("-m", "--message", help="Also commit, with this message (one process, one lock).")
+@click.option("-k", "--key", "keyfile", metavar="KEYFILE",
+              help="Encrypt the embedded metadata of these replicas with this key file (camp key generate).")
 @json_option
 @pass_env
 def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
-            thumbnail: tuple[int, int] | None, kind: str, message: str | None, as_json: bool) -> None:
+            thumbnail: tuple[int, int] | None, kind: str, message: str | None, keyfile: str | None,
+            as_json: bool) -> None:
     """Record datasets (ADIOS2 BP, HDF5, images, text) into the staging area.
 
     Paths are relative to the current directory. Adding an unchanged dataset changes
     nothing; adding it from another host or directory records another replica.
     """
+    encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
-                            thumbnail=thumbnail, kind=kind, message=message, env=env.env)
+                            thumbnail=thumbnail, kind=kind, message=message, env=env.env,
+                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "")
     if as_json:
         echo_json(results)
         return

@@ -21,6 +21,13 @@ _EXPORTS: dict[str, str] = {
     "log": "history",
     "show": "history",
     "build": "archive",
+    "import_aca": "migrate",
+    "key_generate": "keys",
+    "key_verify": "keys",
+    "key_info": "keys",
+    "encryptor": "keys",
+    "cat": "keys",
+    "connect": "connect",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""
 

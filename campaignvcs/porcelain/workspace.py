@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from campaignvcs import layout
 from campaignvcs.errors import BadInput, CampError
-from campaignvcs.extract import Extracted, Options, Payload, detect, extract
+from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
 from campaignvcs.repo import CampaignRepo
@@ -195,6 +195,9 @@ def _stage_into(
             rel = src.path if extracted.role == "main" else "thumbnails/" + src.path
             files = []
             for p in extracted.payloads:
+                if encrypt and not p.compression:
+                    # ADIOS2 copies an uncompressed keyed object at its sealed length: compress it.
+                    p = compressed_payload(p.name, p.data, p.modtime)
                 data, checksum = encrypt(p) if encrypt else (p.data, p.checksum)
                 blob = camp.add_blob(data)
                 store[blob] = data
@@ -208,7 +211,7 @@ def _stage_into(
                 path=rel,
                 size=extracted.size,
                 mtime=extracted.mtime,
-                checksum=extracted.checksum,
+                checksum="" if encrypt else extracted.checksum,  # a plaintext SHA-1 reveals equal data
                 key=key_id,
                 resolution=extracted.resolution,
                 files=tuple(files),

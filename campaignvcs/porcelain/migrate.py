@@ -1,0 +1,166 @@
+"""import: turn an archive written by hpc-campaign (0.5–0.7) into one commit of a campaign.
+
+The archive is read and checked completely before the repository lock is taken, and the
+import is committed under that lock without ever writing the staging area on its own:
+either the commit lands, or the repository (HEAD, staging area) is exactly as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from campaignvcs import layout
+from campaignvcs.aca.read import ArchiveContents, read_aca
+from campaignvcs.errors import BadInput, CampError
+from campaignvcs.model import Archive, Dataset, Host, TimeSeries
+from campaignvcs.porcelain.common import environ, identity, open_repo
+from campaignvcs.porcelain.workspace import _open_cache, _token
+from campaignvcs.repo import CampaignRepo
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``camp import`` recorded: the new commit (None if nothing was new) and what the archive held."""
+
+    archive: str
+    commit: str | None
+    version: str
+    datasets: int
+    replicas: int
+    files: int
+    hosts: int
+    timeseries: int
+
+
+def import_aca(
+    path: str,
+    message: str | None = None,
+    repo: str | None = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ImportResult:
+    """Record everything an ACA file describes as one commit (message ``-m`` or ``Import <name>``).
+
+    Datasets that already exist are merged: the union of replicas by location, the
+    imported replica winning at the same location; the campaign keeps its uuid, kind and
+    modification time for them, and a dataset stays live if either side has it live.
+    Host manifests merge their archival locations (imported values win where the archive
+    sets them); time series get the imported members appended in order. Refused while
+    the staging area has changes, so the commit holds the import and nothing else.
+    """
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    if message is not None and not message.strip():
+        raise BadInput("empty commit message: pass -m MESSAGE")
+    if not path:
+        raise BadInput("no archive given: camp import ARCHIVE.aca")
+    with open_repo(repo, cwd, env) as camp:
+        _refuse_staged(camp)
+        contents = read_aca(os.path.join(cwd, os.path.expanduser(path)), shown=path)
+        text = message if message is not None else f"Import {os.path.basename(path.rstrip('/'))}"
+        with camp.lock():
+            _refuse_staged(camp)
+            commit = _import_locked(camp, contents, text, env)
+        return ImportResult(
+            archive=path,
+            commit=commit,
+            version=contents.version,
+            datasets=len(contents.datasets),
+            replicas=contents.replicas,
+            files=contents.files,
+            hosts=len(contents.hosts),
+            timeseries=len(contents.timeseries),
+        )
+
+
+def _refuse_staged(camp: CampaignRepo) -> None:
+    if camp.staged_changes():
+        raise CampError("the staging area has changes: commit or drop the staged changes first")
+
+
+def _import_locked(
+    camp: CampaignRepo, contents: ArchiveContents, message: str, env: Mapping[str, str]
+) -> str | None:
+    """Stage the archive's objects and commit them; the caller holds the lock."""
+    # Validate the stat cache against the state before the import, so it is only updated.
+    cache = _open_cache(camp)
+    try:
+        changed = _stage(camp, contents)
+        if not camp.staged_changes():
+            return None
+        cache.update(changed)
+        oid = camp.commit_staged(message, identity(camp, env))
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
+    return oid.decode()
+
+
+def _stage(camp: CampaignRepo, contents: ArchiveContents) -> list[Dataset]:
+    """Stage (in memory only) every payload and manifest; returns the datasets that changed."""
+    for bid, data in contents.blobs.items():
+        if camp.add_blob(data).decode() != bid:
+            raise RuntimeError(f"blob id mismatch for {bid}")
+    changed: list[Dataset] = []
+    for ds in contents.datasets:
+        existing = camp.dataset(ds.name)
+        merged = ds if existing is None else merge_dataset(existing, ds)
+        if merged != existing:
+            camp.stage_dataset(merged, {})
+            changed.append(merged)
+    for host in contents.hosts:
+        existing_host = camp.host(host.name)
+        merged_host = host if existing_host is None else merge_host(existing_host, host)
+        if merged_host != existing_host:
+            camp.stage_json(layout.host_path(host.name), merged_host.dumps())
+    for series in contents.timeseries:
+        path = layout.timeseries_path(series.name)
+        entry = camp.current(path)
+        existing_series = None if entry is None else TimeSeries.loads(camp.read_blob(entry[1]), what=path)
+        merged_series = series if existing_series is None else merge_timeseries(existing_series, series)
+        if merged_series != existing_series:
+            camp.stage_json(path, merged_series.dumps())
+    return changed
+
+
+def merge_dataset(existing: Dataset, imported: Dataset) -> Dataset:
+    """``existing`` with the imported replicas added (imported wins at the same location).
+
+    Raises BadInput when the two disagree on the kind: one name, two different things.
+    """
+    if existing.kind != imported.kind:
+        raise BadInput(
+            f"dataset {existing.name} is {existing.kind} in the campaign but {imported.kind} in the archive"
+        )
+    merged = existing
+    for replica in imported.replicas:
+        merged = merged.with_replica(replica)
+    if existing.live or imported.live:
+        deltime = 0
+    else:
+        deltime = max(existing.deltime, imported.deltime)
+    return dataclasses.replace(merged, deltime=deltime)
+
+
+def merge_host(existing: Host, imported: Host) -> Host:
+    """One host manifest: archival locations united (imported wins per directory and TAR name)."""
+    archives: dict[tuple[str, str], Archive] = {(a.dir, a.tarname): a for a in existing.archives}
+    for a in imported.archives:
+        archives[(a.dir, a.tarname)] = a
+    return Host(
+        name=existing.name,
+        longhostname=imported.longhostname if imported.longhostname is not None else existing.longhostname,
+        default_protocol=imported.default_protocol or existing.default_protocol,
+        modtime=existing.modtime or imported.modtime,
+        archives=tuple(sorted(archives.values(), key=lambda a: (a.dir, a.tarname))),
+    )
+
+
+def merge_timeseries(existing: TimeSeries, imported: TimeSeries) -> TimeSeries:
+    """The existing series followed by the imported members it does not have yet, in order."""
+    have = set(existing.datasets)
+    extra = tuple(n for n in imported.datasets if n not in have)
+    return TimeSeries(existing.name, existing.datasets + extra)
