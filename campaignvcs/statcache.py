@@ -144,6 +144,8 @@ class StatCache:
                 changed.append((rowid, "gone"))
                 continue
             if st.st_mtime_ns != mtime or (not is_bp and st.st_size != size):
+                if is_bp and _folder_mtime(probe) == mtime:
+                    continue  # recorded by hpc-campaign (imported), which uses the folder's mtime
                 changed.append((rowid, "modified"))
         found = []
         for rowid, state in changed:
@@ -152,6 +154,13 @@ class StatCache:
                 state = "missing" if not os.path.exists(path) else "modified"
             found.append((state, dataset, path))
         yield from sorted(found, key=lambda f: (f[1], f[2]))
+
+
+def _folder_mtime(md_idx: str) -> int | None:
+    try:
+        return os.stat(os.path.dirname(md_idx)).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _row(r: CachedReplica) -> tuple[str, str, str, str, str, int, int]:
