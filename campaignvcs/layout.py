@@ -34,12 +34,12 @@ def encode_component(name: str) -> str:
     enc = quote(name, safe="").replace("~", "%7E")
     if enc.startswith("."):
         enc = "%2E" + enc[1:]
-    return enc or "%00"
+    return enc or "%"  # a lone "%" never comes out of quote(): the empty name
 
 
 def decode_component(entry: str) -> str:
     """Inverse of :func:`encode_component`."""
-    return "" if entry == "%00" else unquote(entry)
+    return "" if entry == "%" else unquote(entry)
 
 
 def dataset_dir(name: str) -> str:

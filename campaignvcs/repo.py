@@ -15,7 +15,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
 from dulwich.repo import Repo
@@ -590,15 +590,19 @@ class CampaignRepo:
                     return self.lookup(entry[1], "/".join(parts[i:])) if entry[0] == TREE_MODE else None
         return self.lookup(self.tree_of(self.head()), path)
 
-    def commit_staged(self, message: str, identity: bytes, when: int | None = None) -> bytes:
-        """Commit HEAD's tree with the staged changes; moves the branch by compare-and-swap."""
+    def commit_staged(self, message: str, identity: bytes, when: int | None = None,
+                      merge_parents: Sequence[bytes] = ()) -> bytes:
+        """Commit HEAD's tree with the staged changes; moves the branch by compare-and-swap.
+
+        ``merge_parents`` follow HEAD as further parents (a merge commit).
+        """
         self._require_lock()
         staging = self.staging()
         head = self.head()
         tree = self.build_tree(self.tree_of(head), staging.entries)
         commit = Commit()
         commit.tree = tree
-        commit.parents = [head] if head else []
+        commit.parents = ([head] if head else []) + list(merge_parents)
         commit.author = commit.committer = identity
         now = int(time.time()) if when is None else when
         offset = -time.timezone if time.localtime(now).tm_isdst == 0 else -time.altzone

@@ -124,6 +124,10 @@ class StatCache:
                 )
             self._con.executemany("delete from replica where dataset = ?", ((n,) for n in removed))
 
+    def paths(self) -> Iterator[tuple[str, str]]:
+        """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""
+        yield from self._con.execute("select dataset, path from replica")
+
     def changed_on_host(self, host: str) -> Iterator[tuple[str, str, str]]:
         """(state, dataset, path) of every recorded replica on ``host`` that no longer matches.
 

@@ -30,6 +30,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "key": ("campaignvcs.cli.keys", "key_group"),
     "connect": ("campaignvcs.cli.connect", "connect_cmd"),
     "cat": ("campaignvcs.cli.cat", "cat_cmd"),
+    "diff": ("campaignvcs.cli.history", "diff_cmd"),
+    "whereis": ("campaignvcs.cli.history", "whereis_cmd"),
+    "rm": ("campaignvcs.cli.replicas", "rm_cmd"),
+    "mv": ("campaignvcs.cli.replicas", "mv_cmd"),
+    "replica": ("campaignvcs.cli.replicas", "replica_group"),
+    "archive": ("campaignvcs.cli.replicas", "archive_group"),
+    "timeseries": ("campaignvcs.cli.replicas", "timeseries_cmd"),
+    "tar-index": ("campaignvcs.cli.replicas", "tar_index_cmd"),
+    "remote": ("campaignvcs.cli.sync", "remote_group"),
+    "push": ("campaignvcs.cli.sync", "push_cmd"),
+    "fetch": ("campaignvcs.cli.sync", "fetch_cmd"),
+    "pull": ("campaignvcs.cli.sync", "pull_cmd"),
+    "clone": ("campaignvcs.cli.sync", "clone_cmd"),
+    "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
+    "hooks": ("campaignvcs.cli.hooks", "hooks_group"),
+    "verify": ("campaignvcs.cli.verify", "verify_cmd"),
+    "fsck": ("campaignvcs.cli.verify", "fsck_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

@@ -6,7 +6,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.output import echo_json, format_size, json_option
+from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option
 
 
 @click.command("build")
@@ -30,7 +30,7 @@ def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool,
               as_json: bool) -> None:
     """Compile commit REV (default HEAD) into a campaign archive that ADIOS2 opens."""
     result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env,
-                             exclude_kinds=exclude)
+                             exclude_kinds=exclude, warn=echo_warning)
     if as_json:
         echo_json(result)
         return

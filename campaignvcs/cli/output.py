@@ -55,3 +55,8 @@ def format_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def echo_warning(message: str) -> None:
+    """One ``camp: warning: ...`` line on stderr (e.g. a failed post-hook; the command still succeeded)."""
+    click.echo(f"camp: warning: {message}", err=True)

@@ -9,7 +9,7 @@ import click
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
-from campaignvcs.cli.output import echo_json, json_option
+from campaignvcs.cli.output import echo_json, echo_warning, json_option
 from campaignvcs.extract import KIND_CHOICES
 
 
@@ -49,7 +49,7 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
-                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "")
+                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "", warn=echo_warning)
     if as_json:
         echo_json(results)
         return
@@ -67,6 +67,15 @@ def status_cmd(env: Env, as_json: bool) -> None:
         echo_json(st)
         return
     click.echo(f"On campaign {st.campaign}, branch {st.branch}")
+    if st.tracking:
+        click.echo(f"Branch is up to date with {st.tracking}" if not (st.ahead or st.behind) else
+                   f"Branch is ahead {st.ahead}, behind {st.behind} of {st.tracking}"
+                   + (" ('camp pull' to merge)" if st.behind else " ('camp push' to publish)"))
+    if st.merging:
+        click.echo(f"Merging: {len(st.conflicts)} unresolved conflict(s) (camp resolve NAME --ours|--theirs)"
+                   if st.conflicts else "Merging: all conflicts resolved ('camp commit' to finish the merge)")
+        for name in st.conflicts:
+            click.echo(f"  {'conflict:':<16}{name}")
     if st.staged:
         click.echo("Changes to be committed:")
         for c in st.staged:
@@ -85,7 +94,7 @@ def status_cmd(env: Env, as_json: bool) -> None:
 @pass_env
 def commit_cmd(env: Env, message: str, as_json: bool) -> None:
     """Record the staged changes as a new commit."""
-    result = porcelain.commit(message, repo=env.repo, env=env.env)
+    result = porcelain.commit(message, repo=env.repo, env=env.env, warn=echo_warning)
     if as_json:
         echo_json(result)
         return

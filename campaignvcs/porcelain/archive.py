@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from dulwich.objects import parse_tree
@@ -40,6 +40,8 @@ def build(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     exclude_kinds: tuple[str, ...] = (),
+    hooks: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Compile commit ``rev`` (default HEAD) into an ACA file.
 
@@ -48,7 +50,9 @@ def build(
     any previous archive as it was. Building only reads immutable objects, so it takes
     no lock and may run while another camp process records datasets. ``exclude_kinds``
     leaves datasets of those kinds out, for readers whose ADIOS2 lacks an engine (the
-    PyPI wheel has no HDF5 and refuses a whole archive that lists one).
+    PyPI wheel has no HDF5 and refuses a whole archive that lists one). With ``hooks``,
+    ``pre-build`` runs before anything is written (it can refuse) and ``post-build`` after
+    the archive is in place (a failure goes to ``warn``).
     """
     unknown = [k for k in exclude_kinds if k not in KINDS]
     if unknown:
@@ -59,6 +63,10 @@ def build(
         commit_id = camp.resolve(rev)
         commit = camp.read_commit(commit_id)
         path = _output_path(camp, commit_id, output, cwd, env)
+        if hooks:
+            from campaignvcs.porcelain.hooks import post_hook, run_hook
+
+            run_hook(camp, "pre-build", env, commit=commit_id, archive=path)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             counts = write_aca(
@@ -75,9 +83,12 @@ def build(
             raise CampError(f"cannot write {path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise CampError(f"cannot write {path}: {exc}") from None
-        return BuildResult(
+        result = BuildResult(
             path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path)
         )
+        if hooks:
+            post_hook(camp, "post-build", env, warn, commit=commit_id, archive=path)
+        return result
 
 
 def _output_path(

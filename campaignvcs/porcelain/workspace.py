@@ -85,13 +85,16 @@ def add(
     encrypt: Callable[[Payload], tuple[bytes, str]] | None = None,
     key_id: str = "",
     message: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[AddResult]:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
     Every path is read before anything is staged: one bad path stages nothing. ``encrypt``
     (from :mod:`campaignvcs.keys`) turns a payload into (stored bytes, checksum) for keyed
     replicas. With ``message``, the staged changes are committed under the same lock
-    (one process instead of two: what a batch job's epilog wants).
+    (one process instead of two: what a batch job's epilog wants). Hooks: ``pre-add``
+    (and ``pre-commit`` with ``message``) run under the lock before anything is staged
+    (committed); ``post-commit`` runs after the lock is released, a failure goes to ``warn``.
     """
     if message is not None and not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
@@ -107,11 +110,17 @@ def add(
         host_name = HostName(resolve_host(camp, host, env))
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
         sources = _read_sources(paths, name, cwd, options, progress)
+        from campaignvcs.porcelain.hooks import post_hook, pre_add_hook, pre_commit_hook
+
+        committed = None
         with camp.lock():
+            pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
             results = _stage_sources(camp, sources, host_name, encrypt, key_id)
             if message is not None and camp.staged_changes():
-                _commit_locked(camp, message, env)
-            return results
+                committed = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
+        if committed is not None:  # after the lock: a post-commit hook may run camp push
+            post_hook(camp, "post-commit", env, warn, commit=committed.id)
+        return results
 
 
 def _read_sources(
@@ -266,6 +275,12 @@ class Status:
     host: str | None
     staged: list[Change] = field(default_factory=list)
     unstaged: list[Change] = field(default_factory=list)
+    tracking: str | None = None
+    """``<remote>/main`` as last fetched or pushed (porcelain.sync.tracking), with counts."""
+    ahead: int = 0
+    behind: int = 0
+    merging: bool = False
+    conflicts: list[str] = field(default_factory=list)
 
 
 def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Status:
@@ -283,6 +298,9 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
                 unstaged = [Change(state, name, path) for state, name, path in cache.changed_on_host(here)]
             finally:
                 cache.close()
+        from campaignvcs.porcelain.sync import merge_head, tracking, unresolved
+
+        track = tracking(camp)
         return Status(
             campaign=camp.campaign().name,
             branch=camp.branch,
@@ -290,6 +308,11 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
             host=here,
             staged=staged,
             unstaged=unstaged,
+            tracking=f"{track.remote}/main" if track else None,
+            ahead=track.ahead if track else 0,
+            behind=track.behind if track else 0,
+            merging=merge_head(camp) is not None,
+            conflicts=unresolved(camp),
         )
 
 
@@ -319,26 +342,42 @@ class CommitResult:
 
 
 def commit(message: str, repo: str | None = None, cwd: str | None = None,
-           env: Mapping[str, str] | None = None) -> CommitResult:
-    """Commit the staging area."""
+           env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None) -> CommitResult:
+    """Commit the staging area.
+
+    The ``pre-commit`` hook runs under the lock just before the commit is written (it
+    can refuse); ``post-commit`` runs once the lock is released (a failure goes to ``warn``).
+    """
+    from campaignvcs.porcelain.hooks import post_hook, pre_commit_hook
+
     env = environ(env)
     if not message or not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
     with open_repo(repo, cwd, env) as camp:
         with camp.lock():
-            return _commit_locked(camp, message, env)
+            result = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
+        post_hook(camp, "post-commit", env, warn, commit=result.id)
+        return result
 
 
-def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str]) -> CommitResult:
-    """Commit the staging area; the caller holds the lock."""
+def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str],
+                   before: Callable[[], None] | None = None) -> CommitResult:
+    """Commit the staging area; the caller holds the lock. ``before`` runs once there is something to commit."""
+    from campaignvcs.porcelain.sync import end_merge, merge_parents  # a pull may have left a merge to finish
+
+    parents = merge_parents(camp)
     changes = camp.staged_changes()
-    if not changes:
+    if not changes and not parents:
         raise CampError("nothing to commit (use 'camp add' to record datasets)")
+    if before is not None:
+        before()
     cache = _open_cache(camp)
     try:
-        oid = camp.commit_staged(message, identity(camp, env))
+        oid = camp.commit_staged(message, identity(camp, env), merge_parents=parents)
         cache.set_token(_token(camp))
     finally:
         cache.close()
+    if parents:
+        end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
     return CommitResult(oid.decode(), message, count)

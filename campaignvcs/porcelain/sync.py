@@ -1,0 +1,680 @@
+"""remote add/list/remove, push, fetch, pull, clone, resolve: sharing a campaign through rclone.
+
+Remotes are stored in the clone's ``.git/config`` as ``[camp-remote "NAME"] url = ...``
+(not git's ``[remote]``, so stock git is not confused by URLs it cannot use). What camp
+knows about a remote lives in ``.git/camp/remotes/<name>/`` and ``refs/remotes/<name>/main``.
+A pull that conflicts leaves ``.git/camp/MERGE_HEAD`` and ``.git/camp/CONFLICTS`` until
+``camp resolve`` and ``camp commit`` (or ``camp pull --abort``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from campaignvcs import layout
+from campaignvcs.errors import BadInput, CampError, ExitStatus
+from campaignvcs.porcelain.common import environ, open_repo
+from campaignvcs.repo import CampaignRepo, atomic_write
+
+if TYPE_CHECKING:
+    from campaignvcs.remote.sync import Remote
+
+Progress = Callable[[str, int, int], None]
+"""(what, bytes done, bytes total): ``pack``, ``archive`` or ``fetch``."""
+
+SECTION = b"camp-remote"
+MERGE_HEAD = "MERGE_HEAD"
+CONFLICTS = "CONFLICTS"
+
+
+class MergeConflict(CampError):
+    """A pull left conflicts to resolve."""
+
+    exit_code = ExitStatus.CONFLICT
+
+
+# -- remote configuration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    """A configured remote (URL shown with credentials redacted)."""
+
+    name: str
+    url: str
+
+
+def _config(camp: CampaignRepo):  # type: ignore[no-untyped-def]
+    from dulwich.config import ConfigFile
+
+    return ConfigFile.from_path(os.path.join(camp.git_dir, "config"))
+
+
+def _remotes(camp: CampaignRepo) -> dict[str, str]:
+    cfg = _config(camp)
+    out = {}
+    for section in cfg.sections():
+        if len(section) == 2 and section[0] == SECTION:
+            try:
+                out[section[1].decode()] = cfg.get(section, b"url").decode()
+            except KeyError:
+                try:
+                    out[section[1].decode()] = base64.b64decode(cfg.get(section, b"url64")).decode()
+                except (KeyError, ValueError):
+                    continue
+    return out
+
+
+def _set_url(cfg, name: str, url: str) -> None:  # type: ignore[no-untyped-def]
+    """Store a remote's URL; one with ';' goes base64-encoded as ``url64``.
+
+    dulwich writes a value holding ';' unquoted, and git config reads ';' as the start
+    of a comment, so such a URL would come back cut short (an rclone connection string
+    or a folder name may contain ';').
+    """
+    if ";" in url:
+        cfg.set((SECTION, name.encode()), b"url64", base64.b64encode(url.encode()))
+    else:
+        cfg.set((SECTION, name.encode()), b"url", url.encode())
+
+
+def remote_add(name: str, url: str, repo: str | None = None, cwd: str | None = None,
+               env: Mapping[str, str] | None = None) -> RemoteInfo:
+    """Add remote ``name`` at ``url`` (any rclone path; a relative folder is made absolute)."""
+    from campaignvcs.remote.layout import normalize_url, validate_remote_name
+    from campaignvcs.remote.rclone import redact
+
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    validate_remote_name(name)
+    url = normalize_url(url, cwd)
+    with open_repo(repo, cwd, env) as camp, camp.lock():
+        if name in _remotes(camp):
+            raise BadInput(f"remote {name} already exists (camp remote remove {name} first)")
+        cfg = _config(camp)
+        _set_url(cfg, name, url)
+        cfg.write_to_path()
+    return RemoteInfo(name, redact(url))
+
+
+def remote_list(repo: str | None = None, cwd: str | None = None,
+                env: Mapping[str, str] | None = None) -> list[RemoteInfo]:
+    """The configured remotes, by name."""
+    from campaignvcs.remote.rclone import redact
+
+    with open_repo(repo, cwd, environ(env)) as camp:
+        return [RemoteInfo(n, redact(u)) for n, u in sorted(_remotes(camp).items())]
+
+
+def remote_remove(name: str, repo: str | None = None, cwd: str | None = None,
+                  env: Mapping[str, str] | None = None) -> RemoteInfo:
+    """Forget remote ``name`` here (nothing on the remote is touched)."""
+    from campaignvcs.remote.rclone import redact
+    from campaignvcs.remote.sync import remote_state_dir, tracking_ref
+
+    with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
+        url = _remotes(camp).get(name)
+        if url is None:
+            raise BadInput(f"no such remote: {name}")
+        cfg = _config(camp)
+        del cfg[(SECTION, name.encode())]
+        cfg.write_to_path()
+        camp.refs.remove_if_equals(tracking_ref(name), None)
+        shutil.rmtree(remote_state_dir(camp, name), ignore_errors=True)
+    return RemoteInfo(name, redact(url))
+
+
+def _pick_remote(camp: CampaignRepo, name: str | None) -> tuple[str, str]:
+    remotes = _remotes(camp)
+    if name is None:
+        if "origin" in remotes:
+            name = "origin"
+        elif len(remotes) == 1:
+            name = next(iter(remotes))
+        else:
+            raise BadInput("no remote given and none named origin (camp remote add origin URL)")
+    url = remotes.get(name)
+    if url is None:
+        raise BadInput(f"no such remote: {name} (camp remote list shows the remotes)")
+    return name, url
+
+
+def _remote(camp: CampaignRepo, name: str | None, env: Mapping[str, str], archive: str | None = None) -> Remote:
+    from campaignvcs.remote.layout import RemoteLayout
+    from campaignvcs.remote.rclone import Rclone
+    from campaignvcs.remote.sync import Remote
+
+    name, url = _pick_remote(camp, name)
+    archive = archive or camp.campaign(camp.head()).name
+    return Remote(name, url, RemoteLayout(url, archive), Rclone(env))
+
+
+# -- push ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What ``camp push`` did."""
+
+    remote: str
+    url: str
+    old: str | None
+    new: str
+    up_to_date: bool
+    objects: int
+    pack_bytes: int
+    archive_bytes: int
+    bytes_sent: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def push(remote: str | None = None, build: bool = True, repo: str | None = None, cwd: str | None = None,
+         env: Mapping[str, str] | None = None, progress: Progress | None = None) -> PushResult:
+    """Send the current branch's history, and its built archive, to a remote.
+
+    Only objects the remote lacks travel (one pack). Refused when the remote has commits
+    this clone lacks (pull first). ``CAMP_FAULT`` in ``env`` (tests only) kills the
+    process at a named point, as ``kill -9`` would.
+    """
+    from campaignvcs.remote import sync
+
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    warnings: list[str] = []
+    with open_repo(repo, cwd, env) as camp:
+        if os.path.exists(os.path.join(camp.camp_dir, MERGE_HEAD)):
+            raise CampError("a merge is in progress: resolve it and 'camp commit' before pushing")
+        head = camp.head()
+        if head is None:
+            raise CampError("nothing to push: the campaign has no commits")
+        r = _remote(camp, remote, env)
+        builder = _archive_builder(camp.root, head, env, warnings) if build else None
+        with r.rclone:
+            out = sync.push(camp, r, head, builder, progress=progress, fault=env.get("CAMP_FAULT"))
+    return PushResult(
+        remote=r.name, url=r.shown_url, old=out.old.decode() if out.old else None, new=out.new.decode(),
+        up_to_date=out.up_to_date, objects=out.objects, pack_bytes=out.pack_bytes,
+        archive_bytes=out.aca_bytes, bytes_sent=out.pack_bytes + out.aca_bytes, warnings=warnings,
+    )
+
+
+def _archive_builder(root: str, head: bytes, env: Mapping[str, str],
+                     warnings: list[str]) -> Callable[[str], str] | None:
+    """A function that builds the archive of ``head`` to a path, or None if build is unavailable."""
+    try:
+        from campaignvcs.porcelain.archive import build
+    except ImportError as exc:
+        warnings.append(f"archive not pushed: camp build is not available ({exc})")
+        return None
+
+    def run(path: str) -> str:
+        return build(rev=head.decode(), output=path, repo=root, cwd=root, env=env).path
+
+    return run
+
+
+# -- fetch --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What ``camp fetch`` received."""
+
+    remote: str
+    url: str
+    old: str | None
+    new: str | None
+    packs: int
+    objects: int
+    bytes_received: int
+
+
+def fetch(remote: str | None = None, repo: str | None = None, cwd: str | None = None,
+          env: Mapping[str, str] | None = None, progress: Progress | None = None) -> FetchResult:
+    """Download what the remote has and this clone lacks; record its branch as ``<remote>/main``."""
+    env = environ(env)
+    with open_repo(repo, cwd, env) as camp:
+        r = _remote(camp, remote, env)
+        with r.rclone:
+            return _fetch(camp, r, progress)
+
+
+def _fetch(camp: CampaignRepo, r: Remote, progress: Progress | None) -> FetchResult:
+    from campaignvcs.remote import sync
+
+    out = sync.fetch(camp, r, progress)
+    return FetchResult(r.name, r.shown_url, _hex(out.old), _hex(out.new), out.packs, out.objects,
+                       out.bytes_received)
+
+
+def _hex(oid: bytes | None) -> str | None:
+    return oid.decode() if oid else None
+
+
+# -- pull ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConflictInfo:
+    """One conflicting manifest: dataset name (or tree path) and what conflicted."""
+
+    name: str
+    details: list[str]
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What ``camp pull`` did: ``up to date``, ``fast-forward``, ``merged`` or ``conflicts``."""
+
+    remote: str
+    action: str
+    old: str | None
+    new: str | None
+    fetched: FetchResult
+    changed: int
+    conflicts: list[ConflictInfo] = field(default_factory=list)
+    archive: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def pull(remote: str | None = None, build: bool = True, repo: str | None = None, cwd: str | None = None,
+         env: Mapping[str, str] | None = None, progress: Progress | None = None) -> PullResult:
+    """Fetch, then bring the remote's commits into the current branch.
+
+    Fast-forwards when possible; otherwise merges manifest by manifest (replicas as
+    unions, deletions win over stale copies) and commits the merge, or stops with the
+    conflicts staged around and named (``camp resolve``, then ``camp commit``). Then
+    rebuilds the archive into the campaign store, if one is configured.
+    """
+    from campaignvcs.remote import sync
+
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    with open_repo(repo, cwd, env) as camp:
+        with camp.lock():
+            if os.path.exists(os.path.join(camp.camp_dir, MERGE_HEAD)):
+                raise CampError("a merge is in progress: 'camp resolve' the conflicts and 'camp commit', "
+                                "or 'camp pull --abort'")
+            if camp.staged_changes():
+                raise CampError("you have staged changes: commit them first ('camp commit -m MESSAGE'), then pull")
+            r = _remote(camp, remote, env)
+            with r.rclone:
+                fetched = _fetch(camp, r, progress)
+            ours, theirs = camp.head(), (fetched.new.encode() if fetched.new else None)
+            if theirs is None or theirs == ours or (ours is not None and sync.is_ancestor(camp, theirs, ours)):
+                return PullResult(r.name, "up to date", _hex(ours), _hex(ours), fetched, 0)
+            if ours is None or sync.is_ancestor(camp, ours, theirs):
+                changed = _fast_forward(camp, ours, theirs)
+                result = PullResult(r.name, "fast-forward", _hex(ours), _hex(theirs), fetched, changed)
+            else:
+                result = _merge(camp, r.name, ours, theirs, fetched, env)
+        root = camp.root
+    if result.conflicts or not build:
+        return result
+    return _rebuild(result, root, env)
+
+
+def _fast_forward(camp: CampaignRepo, ours: bytes | None, theirs: bytes) -> int:
+    from campaignvcs.porcelain.workspace import _open_cache, _token
+    from campaignvcs.remote.sync import merge_trees
+
+    diff = merge_trees(camp, camp.tree_of(ours), camp.tree_of(ours), camp.tree_of(theirs))
+    cache = _open_cache(camp)
+    try:
+        staging = camp.staging()
+        staging.entries.clear()  # only no-op entries can be left: staged changes were refused
+        camp.set_branch(ours, theirs)
+        staging.head = theirs.decode()
+        count = _refresh_cache(camp, cache, diff.changes)
+        camp.save_staging()
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
+    return count
+
+
+def _merge(camp: CampaignRepo, remote: str, ours: bytes, theirs: bytes, fetched: FetchResult,
+           env: Mapping[str, str]) -> PullResult:
+    from campaignvcs.porcelain.workspace import _commit_locked, _open_cache, _token
+    from campaignvcs.remote.sync import merge_base, merge_trees
+
+    base = merge_base(camp, ours, theirs)
+    if base is None:
+        raise CampError(f"cannot pull from {remote}: its history is unrelated to this campaign's "
+                        "(it was not cloned from the same campaign)")
+    tm = merge_trees(camp, camp.tree_of(base), camp.tree_of(ours), camp.tree_of(theirs))
+    cache = _open_cache(camp)
+    try:
+        camp.staging().entries.clear()
+        for path, entry in tm.changes.items():
+            camp.stage(path, entry)
+        count = _refresh_cache(camp, cache, tm.changes)
+        camp.save_staging()
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
+    conflicts = [ConflictInfo(c.name, list(c.details)) for c in tm.conflicts]
+    # The merge state is written after the staging area and MERGE_HEAD last: a crash in
+    # between leaves staged changes that commit as an ordinary commit, and the next pull
+    # merges again; it never leaves a merge commit that claims changes it lacks.
+    _write_conflicts(camp, {c.name: {"path": c.path, "ours": _entry_json(c.ours), "theirs": _entry_json(c.theirs),
+                                     "details": list(c.details)} for c in tm.conflicts})
+    atomic_write(os.path.join(camp.camp_dir, MERGE_HEAD), theirs + b"\n")
+    if conflicts:
+        return PullResult(remote, "conflicts", _hex(ours), None, fetched, count, conflicts)
+    done = _commit_locked(camp, f"Merge {remote}/main into {camp.branch}", env)
+    return PullResult(remote, "merged", _hex(ours), done.id, fetched, count)
+
+
+def _refresh_cache(camp: CampaignRepo, cache: object, changes: Mapping[str, object]) -> int:
+    """Update the stat cache rows of the datasets at changed paths; returns how many changed."""
+    datasets, removed = [], []
+    for path in changes:
+        name = layout.dataset_name_of(path)
+        if name is None:
+            continue
+        ds = camp.dataset(name)
+        if ds is None:
+            removed.append(name)
+        else:
+            datasets.append(ds)
+    cache.update(datasets, removed)  # type: ignore[attr-defined]
+    return len(datasets) + len(removed)
+
+
+def _rebuild(result: PullResult, root: str, env: Mapping[str, str]) -> PullResult:
+    """Rebuild the archive into the campaign store after a pull, when a store is configured."""
+    import dataclasses
+
+    from campaignvcs.config import load_user_config
+
+    if result.action == "up to date" or not load_user_config(env).campaign_store:
+        return result
+    try:
+        from campaignvcs.porcelain.archive import build
+
+        path = build(repo=root, cwd=root, env=env).path
+    except (ImportError, CampError) as exc:
+        return dataclasses.replace(result, warnings=[*result.warnings, f"archive not rebuilt: {exc}"])
+    return dataclasses.replace(result, archive=path)
+
+
+# -- merge state ----------------------------------------------------------------------------------
+
+
+def _entry_json(entry: tuple[int, bytes] | None) -> list[object] | None:
+    return None if entry is None else [entry[0], entry[1].decode()]
+
+
+def _entry_from_json(value: list[object] | None) -> tuple[int, bytes] | None:
+    return None if value is None else (int(value[0]), str(value[1]).encode())  # type: ignore[call-overload]
+
+
+def _read_conflicts(camp: CampaignRepo) -> dict[str, dict[str, object]]:
+    try:
+        with open(os.path.join(camp.camp_dir, CONFLICTS), "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise CampError(f"{os.path.join(camp.camp_dir, CONFLICTS)} is corrupt (camp pull --abort starts over)") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write_conflicts(camp: CampaignRepo, conflicts: Mapping[str, object]) -> None:
+    atomic_write(os.path.join(camp.camp_dir, CONFLICTS),
+                 json.dumps(conflicts, sort_keys=True, indent=1).encode() + b"\n")
+
+
+def merge_head(camp: CampaignRepo) -> bytes | None:
+    """The commit a pull is merging (``.git/camp/MERGE_HEAD``), or None."""
+    try:
+        with open(os.path.join(camp.camp_dir, MERGE_HEAD), "rb") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def unresolved(camp: CampaignRepo) -> list[str]:
+    """Names of the conflicts a pull left that are not resolved yet."""
+    if merge_head(camp) is None:
+        return []
+    return sorted(_read_conflicts(camp))
+
+
+def merge_parents(camp: CampaignRepo) -> list[bytes]:
+    """Extra parents for the next commit: the merged commit, if a merge is in progress.
+
+    Refuses while conflicts are unresolved, so ``camp commit`` cannot record half a merge.
+    """
+    head = merge_head(camp)
+    if head is None:
+        return []
+    left = unresolved(camp)
+    if left:
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise MergeConflict(f"cannot commit: {len(left)} unresolved conflict(s): {shown} "
+                            "(camp resolve NAME --ours|--theirs)")
+    return [head]
+
+
+def end_merge(camp: CampaignRepo) -> None:
+    """Forget the merge state (after the merge commit, or on abort)."""
+    for name in (MERGE_HEAD, CONFLICTS):
+        try:
+            os.unlink(os.path.join(camp.camp_dir, name))
+        except FileNotFoundError:
+            pass
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    """A conflict resolved by taking one side; how many remain."""
+
+    name: str
+    side: str
+    remaining: list[str]
+
+
+def resolve(name: str, side: str, repo: str | None = None, cwd: str | None = None,
+            env: Mapping[str, str] | None = None) -> ResolveResult:
+    """Resolve conflict ``name`` by staging our (``ours``) or their (``theirs``) side of it.
+
+    Everything of that manifest that merged cleanly (e.g. replicas only one side added)
+    is kept either way; only the conflicting values come from the chosen side.
+    """
+    from campaignvcs.porcelain.workspace import _open_cache, _token
+
+    if side not in ("ours", "theirs"):
+        raise BadInput(f"invalid side: {side} (ours or theirs)")
+    with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
+        if merge_head(camp) is None:
+            raise CampError("no merge in progress: nothing to resolve")
+        conflicts = _read_conflicts(camp)
+        item = conflicts.get(name)
+        if item is None:
+            known = ", ".join(sorted(conflicts)) or "none left"
+            raise BadInput(f"no conflict named {name} (conflicts: {known})")
+        path = str(item["path"])
+        cache = _open_cache(camp)
+        try:
+            camp.stage(path, _entry_from_json(item[side]))  # type: ignore[arg-type]
+            _refresh_cache(camp, cache, {path: None})
+            camp.save_staging()
+            cache.set_token(_token(camp))
+        finally:
+            cache.close()
+        del conflicts[name]
+        _write_conflicts(camp, conflicts)
+        return ResolveResult(name, side, sorted(conflicts))
+
+
+def abort_merge(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Give up a conflicted pull: empty the staging area and forget the merge; returns HEAD."""
+    from campaignvcs.porcelain.workspace import _open_cache, _token
+
+    with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
+        if merge_head(camp) is None:
+            raise CampError("no merge in progress")
+        cache = _open_cache(camp)
+        try:
+            staged = dict(camp.staging().entries)
+            camp.staging().entries.clear()
+            _refresh_cache(camp, cache, staged)
+            camp.save_staging()
+            cache.set_token(_token(camp))
+        finally:
+            cache.close()
+        end_merge(camp)
+        head = camp.head()
+        return head.decode() if head else ""
+
+
+# -- status helper ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How the branch compares with the default remote's, as last fetched."""
+
+    remote: str
+    ahead: int
+    behind: int
+
+
+def tracking(camp: CampaignRepo) -> Tracking | None:
+    """Ahead/behind against ``refs/remotes/<default remote>/main``, if it was ever fetched or pushed."""
+    from campaignvcs.remote.sync import ahead_behind, tracking_ref
+
+    try:
+        name, _url = _pick_remote(camp, None)
+    except BadInput:
+        return None
+    try:
+        theirs = camp.refs[tracking_ref(name)]
+    except KeyError:
+        return None
+    ahead, behind = ahead_behind(camp, camp.head(), theirs)
+    return Tracking(name, ahead, behind)
+
+
+# -- clone ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    """A new clone: where, of what, and what it received."""
+
+    path: str
+    name: str
+    url: str
+    head: str
+    packs: int
+    objects: int
+    bytes_received: int
+    archive: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def clone(url: str, path: str | None = None, name: str | None = None, host: str | None = None,
+          build: bool = True, cwd: str | None = None, env: Mapping[str, str] | None = None,
+          progress: Progress | None = None) -> CloneResult:
+    """Make a new campaign repository from a remote; its remote ``origin`` is the remote root.
+
+    ``url`` is the remote root (as ``camp remote add`` takes it; the campaign below it is
+    found, or named with ``name``) or the ``<archive name>.camp`` folder itself. ``path``
+    defaults to the last component of the archive name.
+    """
+    from campaignvcs.porcelain.workspace import resolve_host_name
+    from campaignvcs.remote import sync
+    from campaignvcs.remote.layout import RemoteLayout, is_local, normalize_url
+    from campaignvcs.remote.rclone import Rclone, redact
+
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    if host is not None:
+        resolve_host_name(host)
+    url = normalize_url(url, cwd)
+    with Rclone(env) as rclone:
+        root, archive, guessed = _locate_campaign(rclone, url, name)
+        target = os.path.abspath(os.path.join(cwd, path or archive.rsplit("/", 1)[-1]))
+        if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+            raise BadInput(f"destination {target} already exists and is not an empty folder")
+        created = not os.path.exists(target)
+        remote = sync.Remote("origin", root, RemoteLayout(root, archive), rclone)
+        if remote.read_ref() is None:
+            raise CampError(f"no campaign {archive} at {redact(root)} (nothing was pushed there)")
+        try:
+            camp = sync.init_clone(target, host)
+            try:
+                got = sync.fetch(camp, remote, progress)
+                assert got.new is not None
+                real = camp.campaign(got.new).name
+                if real != archive:
+                    folder = url.rstrip("/")
+                    if not (guessed and folder.endswith(real + ".camp") and
+                            (len(folder) == len(real) + 5 or folder[-len(real) - 6] in "/:")):
+                        raise CampError(f"the campaign at {redact(url)} is named {real}, not {archive}")
+                    root, archive = folder[: len(folder) - len(real) - 5], real
+                if is_local(root) and len(root) > 1:
+                    root = root.rstrip("/")
+                cfg = _config(camp)
+                _set_url(cfg, "origin", root)
+                cfg.write_to_path()
+                sync.finish_clone(camp, got.new)
+            finally:
+                camp.close()
+        except BaseException:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                shutil.rmtree(os.path.join(target, ".git"), ignore_errors=True)
+            raise
+    result = CloneResult(target, archive, redact(root), got.new.decode(), got.packs, got.objects, got.bytes_received)
+    return _rebuild_clone(result, env) if build else result
+
+
+def _locate_campaign(rclone: object, url: str, name: str | None) -> tuple[str, str, bool]:
+    """(remote root, archive name, guessed) for a clone URL.
+
+    For a ``.../<x>.camp`` URL the archive name may hold more components than ``x`` (it
+    may contain '/'); the guess is corrected from the campaign's own name after fetching.
+    """
+    from campaignvcs.remote.rclone import redact
+    from campaignvcs.remote.sync import find_campaigns
+
+    if name is not None:
+        return url, name, False
+    folder = url.rstrip("/")
+    if folder.endswith(".camp"):
+        sep = max(folder.rfind("/"), folder.rfind(":"))
+        return folder[: sep + 1], folder[sep + 1: -len(".camp")], True
+    found = find_campaigns(rclone, url)  # type: ignore[arg-type]
+    if not found:
+        raise CampError(f"no campaign at {redact(url)} (no <archive name>.camp folder below it)")
+    if len(found) > 1:
+        raise BadInput(f"several campaigns at {redact(url)}: {', '.join(found)} (pick one with --name)")
+    return url, found[0], False
+
+
+def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
+    import dataclasses
+
+    from campaignvcs.config import load_user_config
+
+    if not load_user_config(env).campaign_store:
+        return result
+    try:
+        from campaignvcs.porcelain.archive import build
+
+        path = build(repo=result.path, cwd=result.path, env=env).path
+    except (ImportError, CampError) as exc:
+        return dataclasses.replace(result, warnings=[f"archive not built: {exc}"])
+    return dataclasses.replace(result, archive=path)

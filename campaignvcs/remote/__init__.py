@@ -1,0 +1,1 @@
+"""Remotes: the rclone transport, the remote layout, and push / fetch / clone mechanics."""

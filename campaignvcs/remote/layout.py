@@ -1,0 +1,153 @@
+"""Where a campaign lives on a remote, and what a remote URL may be.
+
+::
+
+    <url>/<archive name>.aca                     the built archive (ADIOS2-only users fetch this)
+    <url>/<archive name>.camp/objects/pack/pack-<sha>.pack   git objects, one pack per push
+    <url>/<archive name>.camp/objects/pack/pack-<sha>.idx    its index (appears after the pack)
+    <url>/<archive name>.camp/refs/heads/main    40 hex digits + newline: the pushed commit
+    <url>/<archive name>.camp/lock               short-lived lease held while a push finishes
+
+The archive name (``campaign.json`` ``name``, e.g. ``proj/run_001``) may contain ``/``.
+Files are uploaded under ``tmp-*`` names and renamed into place; readers ignore those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from campaignvcs.errors import BadInput
+
+PACK_RE = re.compile(r"^pack-([0-9a-f]{40})\.(pack|idx)$")
+"""A finished pack or index on the remote; anything else in the folder is ignored."""
+HEX40 = re.compile(rb"^[0-9a-f]{40}$")
+REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RCLONE_REMOTE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_. -]*:")
+"""``name:`` prefix of a configured rclone remote (rclone's own rule for remote names)."""
+
+
+def join(base: str, *parts: str) -> str:
+    """An rclone path below ``base`` (``remote:``, ``remote:dir``, ``:backend,opt=v:dir`` or a folder)."""
+    out = base
+    for part in parts:
+        if not part:
+            continue
+        if out.endswith((":", "/")):
+            out = out + part
+        else:
+            out = out + "/" + part
+    return out
+
+
+def is_local(url: str) -> bool:
+    """True when rclone would read ``url`` as a path on this machine."""
+    if url.startswith(":") or url.startswith("/"):
+        return url.startswith("/")
+    return _RCLONE_REMOTE.match(url) is None
+
+
+def normalize_url(url: str, cwd: str) -> str:
+    """Check a remote URL; a relative local folder becomes absolute (the clone may move)."""
+    if not url or url != url.strip() or "\0" in url or "\n" in url:
+        raise BadInput(f"invalid remote URL: {url!r}")
+    if url.startswith("-"):
+        raise BadInput(f"invalid remote URL: {url!r} (it would be read as an rclone option)")
+    if is_local(url):
+        url = os.path.abspath(os.path.join(cwd, os.path.expanduser(url)))
+    return url
+
+
+def validate_remote_name(name: str) -> str:
+    """A remote name as git allows branch-like names: letters, digits, ``._-``."""
+    if not REMOTE_NAME.match(name) or ".." in name or name.endswith((".lock", ".")):
+        raise BadInput(f"invalid remote name: {name!r} (use letters, digits, '.', '_' or '-')")
+    return name
+
+
+@dataclass(frozen=True)
+class RemoteLayout:
+    """The paths of one campaign (archive ``name``) on the remote at ``url``.
+
+    Paths are built from parts relative to the campaign, never by splitting a full rclone
+    path: a connection string's own options may contain ``/`` and ``:``.
+    """
+
+    url: str
+    name: str
+
+    def path(self, rel: str) -> str:
+        """The full rclone path of ``rel`` (relative to the remote root)."""
+        return join(self.url, rel)
+
+    def tmp_rel(self, rel: str, token: str) -> str:
+        """The temporary name ``rel`` is uploaded under before it is moved into place."""
+        head, _, last = rel.rpartition("/")
+        return f"{head}/tmp-{token}-{last}" if head else f"tmp-{token}-{last}"
+
+    def tmp(self, rel: str, token: str) -> str:
+        """The full rclone path of :meth:`tmp_rel`."""
+        return join(self.url, self.tmp_rel(rel, token))
+
+    @property
+    def aca_rel(self) -> str:
+        """The built archive, relative to the remote root."""
+        return self.name + ".aca"
+
+    @property
+    def camp_rel(self) -> str:
+        """The folder of history (objects and refs), relative to the remote root."""
+        return self.name + ".camp"
+
+    @property
+    def pack_rel(self) -> str:
+        """Packs and their indexes, relative to the remote root."""
+        return self.camp_rel + "/objects/pack"
+
+    @property
+    def ref_rel(self) -> str:
+        """The branch (the pushed commit's hex id), relative to the remote root."""
+        return self.camp_rel + "/refs/heads/main"
+
+    @property
+    def lock_rel(self) -> str:
+        """The lease a pusher holds while it moves the archive and the ref into place."""
+        return self.camp_rel + "/lock"
+
+    @property
+    def aca(self) -> str:
+        """The built archive."""
+        return self.path(self.aca_rel)
+
+    @property
+    def pack_dir(self) -> str:
+        """The pack folder."""
+        return self.path(self.pack_rel)
+
+    @property
+    def ref(self) -> str:
+        """The branch file."""
+        return self.path(self.ref_rel)
+
+    @property
+    def lock(self) -> str:
+        """The lease file."""
+        return self.path(self.lock_rel)
+
+
+def parse_ref(data: bytes | None, where: str) -> bytes | None:
+    """The commit id a remote ref file holds (None when absent)."""
+    if data is None:
+        return None
+    value = data.strip()
+    if not HEX40.match(value):
+        from campaignvcs.remote.rclone import RemoteError, redact
+
+        raise RemoteError(f"{redact(where)}: not a commit id (the remote ref is damaged)")
+    return value
+
+
+def archive_name_of(camp_folder: str) -> str:
+    """``proj/run_001`` for a ``.../proj/run_001.camp`` folder path relative to a remote root."""
+    return camp_folder[: -len(".camp")] if camp_folder.endswith(".camp") else camp_folder
