@@ -38,17 +38,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("campaignvcs.cli.replicas", "archive_group"),
     "timeseries": ("campaignvcs.cli.replicas", "timeseries_cmd"),
     "tar-index": ("campaignvcs.cli.replicas", "tar_index_cmd"),
-    "remote": ("campaignvcs.cli.sync", "remote_group"),
-    "push": ("campaignvcs.cli.sync", "push_cmd"),
-    "fetch": ("campaignvcs.cli.sync", "fetch_cmd"),
-    "pull": ("campaignvcs.cli.sync", "pull_cmd"),
-    "clone": ("campaignvcs.cli.sync", "clone_cmd"),
-    "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
     "hooks": ("campaignvcs.cli.hooks", "hooks_group"),
     "verify": ("campaignvcs.cli.verify", "verify_cmd"),
     "fsck": ("campaignvcs.cli.verify", "fsck_cmd"),
 }
-"""Command name → (module, attribute). Add one line per new command."""
+"""Command name → (module, attribute). Add one line per new command.
+
+The remote commands (remote, push, fetch, pull, clone, resolve in ``campaignvcs.cli.sync``)
+are not registered yet: their end-to-end tests have not landed (issue 5).
+"""
 
 
 @dataclass
