@@ -20,7 +20,9 @@ anything: its failure comes back as :attr:`HookRun.warning` and the operation su
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -37,6 +39,9 @@ HOOK_NAMES = ("pre-add", "pre-commit", "post-commit", "pre-build", "post-build",
 
 HOOKS_FOLDER = "hooks"
 """Below ``.git/camp``."""
+
+READY_MARKER = "build-on-commit"
+"""A ready hook every copy of the ready-hooks folder has (how :func:`ready_hooks_dir` knows it)."""
 
 HEADER_TAG = "camp-hook:"
 """A ready hook names its hook point in a header comment line: ``# camp-hook: post-commit``."""
@@ -146,19 +151,22 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
     if not os.access(path, os.X_OK):
         return HookRun(name, path, None, "", "", f"{path} is not executable (chmod +x it)")
     try:
-        proc = subprocess.run(
-            [path, *args], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=timeout, shell=False, check=False,
+        # Its own process group, so a timeout stops what the hook started too (camp push → rclone).
+        proc = subprocess.Popen(
+            [path, *args], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, shell=False, start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        return HookRun(name, path, None, "", "", f"{path} did not finish within {timeout:g} s")
     except OSError as exc:
         # ENOEXEC (no #! line), a missing interpreter, a folder named like the hook.
         return HookRun(name, path, None, "", "", f"{path} cannot be started ({exc.strerror or exc})")
-    return HookRun(
-        name, path, proc.returncode,
-        proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
-    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return HookRun(name, path, None, "", "", f"{path} did not finish within {timeout:g} s")
+    return HookRun(name, path, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def run_hook(
@@ -181,7 +189,8 @@ def run_hook(
         archive: Archive path for ``CAMP_ARCHIVE`` (build hooks).
         extra: Further ``CAMP_*`` variables, e.g. ``{"CAMP_REMOTE": "origin"}``.
         args: Arguments after the hook path (pre-add: the paths).
-        timeout: Seconds before the hook counts as failed (default: wait).
+        timeout: Seconds before the hook is stopped and counts as failed (default:
+            ``CAMP_HOOK_TIMEOUT`` from ``env``, else wait as long as it runs).
 
     Returns:
         None when no hook is installed; else the run. A post-hook's failure is in
@@ -196,6 +205,11 @@ def run_hook(
         return None
     if isinstance(commit, bytes):
         commit = commit.decode()
+    if timeout is None and env.get("CAMP_HOOK_TIMEOUT"):
+        try:
+            timeout = float(env["CAMP_HOOK_TIMEOUT"])
+        except ValueError:
+            raise CampError(f"CAMP_HOOK_TIMEOUT must be a number of seconds, not {env['CAMP_HOOK_TIMEOUT']!r}") from None
     run = execute(path, name, hook_environment(env, camp.root, name, commit, archive, extra), camp.root,
                   args, timeout)
     if name.startswith("pre-") and not run.ok:
@@ -222,15 +236,22 @@ def declared_hook_point(path: str) -> str | None:
 
 
 def ready_hooks_dir() -> str | None:
-    """The folder of the hooks camp ships, in a wheel or a source checkout.
+    """The folder of the hooks camp ships, in a source checkout or an installed wheel.
 
-    A wheel carries them as package data in ``campaignvcs/ready_hooks``; a source
-    checkout (and an editable install) has the canonical copies in ``hooks/`` next to
-    the package.
+    The canonical copies are in ``hooks/`` next to the package (a source checkout, an
+    editable install); a wheel installs them as data files into
+    ``<prefix>/share/campaignvcs/hooks`` (pyproject.toml ``data-files``).
     """
+    import site
+
     package = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(package, "ready_hooks"), os.path.join(os.path.dirname(package), "hooks")):
-        if os.path.isdir(candidate):
+    candidates = [os.path.join(os.path.dirname(package), "hooks")]
+    for prefix in (sys.prefix, getattr(site, "USER_BASE", None) or ""):
+        if prefix:
+            candidates.append(os.path.join(prefix, "share", "campaignvcs", "hooks"))
+    for candidate in candidates:
+        # A marker file, so an unrelated "hooks" folder in site-packages is never taken for ours.
+        if os.path.isfile(os.path.join(candidate, READY_MARKER)):
             return candidate
     return None
 
