@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a bundled example: make data, record it in a campaign, commit, show the history,
-# build the campaign archive and read it back through ADIOS2.
+# build the campaign archive, read it back through ADIOS2, push it to a local-folder remote and
+# clone it back from there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$here/work"
@@ -43,3 +44,13 @@ camp build -o "$work/heat_run-readable.aca" --exclude-kind HDF5
 
 echo "== read back through ADIOS2"
 python "$here/read_back.py" "$work/heat_run-readable.aca" heat.bp/T
+
+echo "== camp push (a plain folder as the remote; any rclone path works the same way)"
+camp remote add origin "$work/shared"
+camp push
+ls "$work/shared/demo"
+
+echo "== camp clone (a collaborator's copy) and its log"
+camp clone "$work/shared" "$work/collaborator"
+CAMP_REPO="$work/collaborator" camp log -n 1
+CAMP_REPO="$work/collaborator" camp status

@@ -23,3 +23,10 @@ def test_quickstart_runs_end_to_end_and_reads_back_through_adios2(tmp_path):
     assert "double   heat.bp/T" in r.stdout and "steps 3" in r.stdout
     assert "[ 1.  2.  3." in r.stdout
     assert (examples / "work" / "store" / "demo" / "heat_run.aca").is_file()
+    # pushed to the local-folder remote (history and archive) and cloned back from it
+    shared = examples / "work" / "shared" / "demo"
+    pushed = (shared / "heat_run.camp" / "refs" / "heads" / "main").read_text().strip()
+    assert (shared / "heat_run.aca").stat().st_size > 0
+    cloned = subprocess.run(["git", "rev-parse", "HEAD"], cwd=examples / "work" / "collaborator",
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert cloned == pushed and "Branch is up to date with origin/main" in r.stdout

@@ -371,3 +371,25 @@ def test_slurm_epilog_records_job_outputs_and_retries_while_locked(campaign, cam
     finally:
         lock.unlink()
     assert r.returncode == 3 and "repository is locked" in r.stderr
+
+
+def test_post_pull_sees_the_new_head_and_its_failure_only_warns(campaign, camp, data, tmp_path):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    camp("--repo", campaign, "remote", "add", "origin", remote)
+    camp("--repo", campaign, "add", "-m", "heat", "heat.bp", cwd=data)
+    camp("--repo", campaign, "push", "--no-build")
+    other = tmp_path / "other"
+    camp("clone", remote, other)
+    seen = tmp_path / "seen.txt"
+    install(other, "post-pull", f"#!/bin/sh\necho \"$CAMP_HOOK $CAMP_PULL_ACTION $CAMP_OLD_HEAD $CAMP_COMMIT\" > {seen}\n"
+                                "echo 'mirror offline' >&2\nexit 5\n")
+    old = head(other)
+    assert camp("--repo", other, "pull").stderr == ""  # nothing came: the hook does not run
+    assert not seen.exists()
+    camp("--repo", campaign, "add", "-m", "notes", "notes.txt", cwd=data)
+    camp("--repo", campaign, "push", "--no-build")
+    r = camp("--repo", other, "pull")
+    assert r.exit_code == 0 and head(other) == head(campaign)
+    assert seen.read_text() == f"post-pull fast-forward {old} {head(campaign)}\n"
+    assert "camp: warning: post-pull hook" in r.stderr and "mirror offline" in r.stderr

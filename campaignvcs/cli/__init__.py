@@ -41,12 +41,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hooks": ("campaignvcs.cli.hooks", "hooks_group"),
     "verify": ("campaignvcs.cli.verify", "verify_cmd"),
     "fsck": ("campaignvcs.cli.verify", "fsck_cmd"),
+    "remote": ("campaignvcs.cli.sync", "remote_group"),
+    "push": ("campaignvcs.cli.sync", "push_cmd"),
+    "fetch": ("campaignvcs.cli.sync", "fetch_cmd"),
+    "pull": ("campaignvcs.cli.sync", "pull_cmd"),
+    "clone": ("campaignvcs.cli.sync", "clone_cmd"),
+    "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
 }
-"""Command name → (module, attribute). Add one line per new command.
-
-The remote commands (remote, push, fetch, pull, clone, resolve in ``campaignvcs.cli.sync``)
-are not registered yet: their end-to-end tests have not landed (issue 5).
-"""
+"""Command name → (module, attribute). Add one line per new command."""
 
 
 @dataclass

@@ -194,6 +194,10 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         if head is None:
             raise CampError("nothing to push: the campaign has no commits")
         r = _remote(camp, remote, env)
+        from campaignvcs.hooks import run_hook
+
+        # pre-push can refuse (verify-before-push); it sees where the push goes.
+        run_hook(camp, "pre-push", env, commit=head, extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
         builder = _archive_builder(camp.root, head, env, warnings) if build else None
         with r.rclone:
             out = sync.push(camp, r, head, builder, progress=progress, fault=env.get("CAMP_FAULT"))
@@ -214,7 +218,8 @@ def _archive_builder(root: str, head: bytes, env: Mapping[str, str],
         return None
 
     def run(path: str) -> str:
-        return build(rev=head.decode(), output=path, repo=root, cwd=root, env=env).path
+        # A temporary file for the upload, not a build of the store's archive: no build hooks.
+        return build(rev=head.decode(), output=path, repo=root, cwd=root, env=env, hooks=False).path
 
     return run
 
@@ -315,9 +320,27 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
             else:
                 result = _merge(camp, r.name, ours, theirs, fetched, env)
         root = camp.root
-    if result.conflicts or not build:
+        if not result.conflicts and build:
+            result = _rebuild(result, root, env)
+        if not result.conflicts:
+            result = _post_pull(camp, result, env)
+    return result
+
+
+def _post_pull(camp: CampaignRepo, result: PullResult, env: Mapping[str, str]) -> PullResult:
+    """Run ``post-pull`` once the new commit is in place (and the lock released); a failure only warns."""
+    import dataclasses
+
+    from campaignvcs.porcelain.hooks import post_hook
+
+    if result.action == "up to date":
         return result
-    return _rebuild(result, root, env)
+    warned: list[str] = []
+    extra = {"CAMP_REMOTE": result.remote, "CAMP_PULL_ACTION": result.action}
+    if result.old:
+        extra["CAMP_OLD_HEAD"] = result.old
+    post_hook(camp, "post-pull", env, warned.append, commit=result.new, archive=result.archive, extra=extra)
+    return dataclasses.replace(result, warnings=[*result.warnings, *warned]) if warned else result
 
 
 def _fast_forward(camp: CampaignRepo, ours: bytes | None, theirs: bytes) -> int:

@@ -144,7 +144,7 @@ class Rclone:
                 found = daemon.call("operations/copyfile", {"srcFs": base, "srcRemote": rel, "dstFs": tmp,
                                                             "dstRemote": "data", "_config": {"IgnoreTimes": True}},
                                     what, missing_ok=True)
-                if not found:
+                if found is None:  # an answer of {} means copied
                     return None
                 with open(os.path.join(tmp, "data"), "rb") as f:
                     return f.read() or None
