@@ -157,7 +157,11 @@ def test_build_writes_every_table_by_the_rules(campaign, camp, example_data, sto
 
     with connect(path) as con:
         names = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
-        assert names == set(TABLES)
+        assert names == set(TABLES) | {"camp_build"}
+        built = dict(con.execute("select key, value from camp_build"))
+        with CampaignRepo.open(str(campaign)) as repo:
+            assert built["commit"] == repo.head().decode() and built["repository"] == str(campaign)
+        assert built["archive_name"] == "proj/run_001" and built["omit_deleted"] == "1"
         assert con.execute("pragma page_size").fetchone()[0] == 4096
         assert con.execute("pragma journal_mode").fetchone()[0] == "delete"
         for t, cols in NOT_NULL.items():

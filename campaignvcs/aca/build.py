@@ -33,10 +33,10 @@ import hashlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from campaignvcs.aca.schema import ACA_VERSION, INFO_ID, INFO_NAME, TABLES
+from campaignvcs.aca.schema import ACA_VERSION, INFO_ID, INFO_NAME, PROVENANCE_DDL_IF_MISSING, TABLES
 from campaignvcs.errors import CampError
 from campaignvcs.model import KINDS, Dataset, EmbeddedFile, Host, TimeSeries
 
@@ -87,12 +87,14 @@ def write_aca(
     read_blob: Callable[[str], bytes],
     now: int,
     omit_deleted: bool = True,
+    provenance: Mapping[str, str] | None = None,
 ) -> Counts:
     """Write an ACA file at ``path`` atomically; a failure leaves any previous file untouched.
 
     ``datasets`` should be sorted by name (their rowids follow the iteration order);
     ``read_blob`` returns the bytes of a blob id (embedded payloads, archive notes); ``now``
     (ns) stands for every "current time" so the same input gives the same tables.
+    ``provenance`` goes into camp's own ``camp_build`` table (see aca/schema.py).
     """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -100,7 +102,7 @@ def write_aca(
     try:
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
-            counts = _Writer(con, now, omit_deleted, read_blob).write(datasets, hosts, timeseries)
+            counts = _Writer(con, now, omit_deleted, read_blob).write(datasets, hosts, timeseries, provenance)
         finally:
             con.close()
         with open(tmp, "rb+") as f:
@@ -112,6 +114,13 @@ def write_aca(
             os.unlink(tmp)
         raise
     return counts
+
+
+def write_provenance(con: sqlite3.Connection, provenance: Mapping[str, str]) -> None:
+    """(Re)write camp's ``camp_build`` table inside the caller's transaction."""
+    con.execute(PROVENANCE_DDL_IF_MISSING)
+    con.execute("delete from camp_build")
+    con.executemany("insert into camp_build(key, value) values (?, ?)", sorted(provenance.items()))
 
 
 def _umask() -> int:
@@ -141,7 +150,8 @@ class _Writer:
         self.n_replicas = 0
 
     def write(
-        self, datasets: Iterable[Dataset], hosts: Iterable[Host], timeseries: Iterable[TimeSeries]
+        self, datasets: Iterable[Dataset], hosts: Iterable[Host], timeseries: Iterable[TimeSeries],
+        provenance: Mapping[str, str] | None = None,
     ) -> Counts:
         con = self.con
         # page_size must precede the first table; journal_mode=DELETE is what a legacy
@@ -164,6 +174,8 @@ class _Writer:
         self._datasets(datasets)
         self._finish(host_manifests)
         self._timeseries(timeseries)
+        if provenance is not None:
+            write_provenance(con, provenance)
         con.execute("commit")
         con.execute("pragma journal_mode=delete")
         return Counts(self.n_datasets, self.n_replicas, len(self.files))

@@ -184,6 +184,26 @@ def read_aca(path: str, shown: str | None = None) -> ArchiveContents:
         con.close()
 
 
+def read_provenance(path: str) -> dict[str, str] | None:
+    """What camp recorded about the build of ``path`` (``camp_build`` table), or None.
+
+    None for an archive camp did not build (hpc-campaign's), or a file that is not an
+    SQLite archive at all: listing a store must not fail on a stranger's file.
+    """
+    uri = "file:" + quote(os.path.abspath(path), safe="/") + "?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = con.execute("select key, value from camp_build").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    return {str(k): str(v) for k, v in rows}
+
+
 @dataclass
 class _Rep:
     """A replica row with its references resolved."""

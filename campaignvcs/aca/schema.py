@@ -33,6 +33,16 @@ TABLES: dict[str, str] = {
 }
 """Table name → DDL, in creation order (all 13 are required by ADIOS2)."""
 
+PROVENANCE_TABLE = "camp_build"
+PROVENANCE_DDL_IF_MISSING = "create table if not exists camp_build(key TEXT PRIMARY KEY, value TEXT)"
+"""camp's own table: which repository, commit and options built the archive.
+
+ADIOS2 and hpc-campaign query their tables by name and never list the schema, so an
+extra table is invisible to them (tested); ``camp store ls`` and incremental rebuilds
+read it. Keys: ``commit``, ``tree``, ``repository``, ``archive_name``, ``omit_deleted``,
+``exclude_kinds``, ``camp_version``.
+"""
+
 ARCHIVE_SYSTEMS = ("Kronos", "HPSS", "fs", "https", "S3")
 """Archival storage systems as hpc-campaign spells them (``archive.system``)."""
 

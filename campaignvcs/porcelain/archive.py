@@ -78,6 +78,7 @@ def build(
                 # The commit's own time stands for "now", so a rebuild gives the same tables.
                 now=commit.commit_time * 1_000_000_000,
                 omit_deleted=omit_deleted,
+                provenance=_provenance(camp, commit_id, commit.tree, omit_deleted, exclude_kinds),
             )
         except OSError as exc:
             raise CampError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -89,6 +90,22 @@ def build(
         if hooks:
             post_hook(camp, "post-build", env, warn, commit=commit_id, archive=path)
         return result
+
+
+def _provenance(camp: CampaignRepo, commit: bytes, tree: bytes, omit_deleted: bool,
+                exclude_kinds: tuple[str, ...]) -> dict[str, str]:
+    """What ``camp store ls`` shows and an incremental rebuild checks: what built this archive."""
+    from campaignvcs import __version__
+
+    return {
+        "commit": commit.decode(),
+        "tree": tree.decode(),
+        "repository": camp.root,
+        "archive_name": camp.campaign(commit).name,
+        "omit_deleted": "1" if omit_deleted else "0",
+        "exclude_kinds": ",".join(sorted(exclude_kinds)),
+        "camp_version": __version__,
+    }
 
 
 def _output_path(
