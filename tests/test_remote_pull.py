@@ -202,3 +202,32 @@ def test_clone_finds_the_campaign_and_refuses_bad_targets(pair, camp, tmp_path, 
     assert r.stderr == f"camp: error: destination {tmp_path / 'data'} already exists and is not an empty folder\n"
     r = camp("clone", str(tmp_path / "empty-remote"), tmp_path / "x", cwd=tmp_path, ok=False)
     assert r.stderr.startswith("camp: error: no campaign at ") and not (tmp_path / "x").exists()
+
+
+def test_push_uploads_the_stores_archive_when_it_is_current_else_builds_the_pushed_commit(
+        campaign, camp, data, tmp_path, local_remote, monkeypatch):  # noqa: F811
+    import sqlite3
+
+    store = tmp_path / "store"
+    cfg = tmp_path / "home" / ".config" / "hpc-campaign"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "config.yaml").write_text(f"Campaign:\n  hostname: laptop\n  campaignstorepath: {store}\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    camp("--repo", campaign, "remote", "add", "origin", local_remote.url)
+    camp("--repo", campaign, "add", "n1.txt", "-m", "first", cwd=data)
+    camp("--repo", campaign, "build")
+    built = store / "proj" / "run_001.aca"
+    with sqlite3.connect(built) as con:  # builds are deterministic: mark this file so a copy is told from a rebuild
+        con.execute("insert into camp_build values ('marker', 'from the store')")
+    camp("--repo", campaign, "push")
+    pushed = local_remote.backing / "proj" / "run_001.aca"
+    assert pushed.read_bytes() == built.read_bytes()
+    with sqlite3.connect(pushed) as con:
+        assert dict(con.execute("select key, value from camp_build"))["marker"] == "from the store"
+
+    camp("--repo", campaign, "add", "n2.txt", "-m", "second", cwd=data)  # the store's archive is now stale
+    camp("--repo", campaign, "push")
+    with sqlite3.connect(pushed) as con:
+        assert dict(con.execute("select key, value from camp_build"))["commit"] == head(campaign)
+        assert sorted(r[0] for r in con.execute("select name from dataset")) == ["n1.txt", "n2.txt"]
+        assert "marker" not in dict(con.execute("select key, value from camp_build"))
