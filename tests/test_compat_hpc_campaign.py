@@ -108,9 +108,20 @@ def test_archives_agree_row_by_row_where_the_format_fixes_the_value(both):
     ref, ours, data = both
     for t in ("host", "directory"):
         assert [row[:2] for row in table(ours, t)] == [row[:2] for row in table(ref, t)], t
-    assert [(d[0], d[2], d[4]) for d in table(ours, "dataset")] == sorted(
-        (d[0], d[2], d[4]) for d in table(ref, "dataset")
-    )
+    # A BP dataset's time: camp takes md.idx's (rewritten at every appended step), the reference
+    # the folder's (set when the last file was created). The writer makes both within one clock
+    # tick of the file system, which is sometimes the next tick: equal to within 0.1 s.
+    tick = 100_000_000
+
+    def near(ours_rows, ref_rows):
+        assert [(r[0], r[2]) for r in ours_rows] == [(r[0], r[2]) for r in ref_rows]
+        for a, b in zip(ours_rows, ref_rows):
+            if a[2] == "ADIOS" or a[0].endswith(".bp"):
+                assert abs(a[1] - b[1]) < tick, (a, b)
+            else:
+                assert a[1] == b[1], (a, b)
+
+    near([(d[0], d[2], d[4]) for d in table(ours, "dataset")], sorted((d[0], d[2], d[4]) for d in table(ref, "dataset")))
 
     def replicas(path):
         # (dataset, replica, size, modtime); the reference stamps a thumbnail with the time it ran
@@ -125,7 +136,10 @@ def test_archives_agree_row_by_row_where_the_format_fixes_the_value(both):
         ]
         return sorted(rows)
 
-    assert replicas(ours) == replicas(ref)
+    ours_reps, ref_reps = replicas(ours), replicas(ref)
+    assert [r[:3] for r in ours_reps] == [r[:3] for r in ref_reps]
+    for a, b in zip(ours_reps, ref_reps):
+        assert (abs(a[3] - b[3]) < tick) if a[1].endswith(".bp") else a[3] == b[3], (a, b)
 
     def files(path):
         return sorted((f[1], f[2], f[3], f[4], f[6], f[7]) for f in table(path, "file"))

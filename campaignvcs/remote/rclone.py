@@ -343,11 +343,20 @@ class _Daemon:
             raise
         atexit.register(self.close)
         deadline = time.monotonic() + DAEMON_START_SECONDS
-        while not os.path.exists(self.socket):
+        # The socket file appears at bind(), before listen(): wait until a connection is accepted.
+        while not self._accepts():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise RemoteError("rclone rcd did not start")
             time.sleep(0.01)
+
+    def _accepts(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.socket)
+            except OSError:
+                return False
+        return True
 
     def call(self, path: str, params: dict[str, object], what: str, missing_ok: bool = False,
              timeout: float = SMALL_TIMEOUT) -> dict[str, object] | None:
