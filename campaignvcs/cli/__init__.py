@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("campaignvcs.cli.sync", "pull_cmd"),
     "clone": ("campaignvcs.cli.sync", "clone_cmd"),
     "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
+    "store": ("campaignvcs.cli.store", "store_group"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

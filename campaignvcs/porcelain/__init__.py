@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str] = {
     "hooks_uninstall": "hooks",
     "verify": "integrity",
     "fsck": "integrity",
+    "store_ls": "store",
+    "store_match": "store",
+    "store_rm": "store",
+    "store_pull": "store",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""
 

@@ -216,6 +216,19 @@ class Rclone:
             return []
         return [line.rstrip("/") for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
 
+    def find_files(self, path: str, suffix: str) -> list[tuple[str, int]]:
+        """(path relative to ``path``, size) of every file below it whose name ends in ``suffix``."""
+        code, out = self._run(["lsjson", "-R", "--files-only", "--include", "*" + suffix, "--", path],
+                              what=f"cannot list {path}", missing_ok=True)
+        if code in NOT_FOUND_CODES or not out.strip():
+            return []
+        try:
+            listing = json.loads(out)
+        except ValueError:
+            raise RemoteError(f"cannot list {redact(path)}: rclone printed no valid listing") from None
+        return sorted((str(e["Path"]), int(e.get("Size") or 0)) for e in listing
+                      if isinstance(e, dict) and str(e.get("Path", "")).endswith(suffix))
+
     def upload_tree(self, local_dir: str, path: str, files: Sequence[str], total: int = 0,
                     progress: Progress | None = None) -> None:
         """Upload ``files`` (paths relative to ``local_dir``) below the remote folder ``path`` in one call."""

@@ -1,0 +1,213 @@
+"""store ls / rm / pull: the built archives in the local campaign store.
+
+The campaign store (``Campaign.campaignstorepath`` in ``~/.config/hpc-campaign/config.yaml``)
+is the folder ADIOS2 opens ``<archive name>.aca`` files from. Archives camp built carry
+a ``camp_build`` table saying which repository and commit built them, so ``store ls``
+can tell which ones are behind their repository. ``store pull`` is for readers who never
+edit a campaign: it copies only the ``.aca`` files from a remote, never its history.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from campaignvcs.config import load_user_config
+from campaignvcs.errors import BadInput, CampError
+from campaignvcs.porcelain.common import environ
+
+ACA_SUFFIX = ".aca"
+Progress = Callable[[str, int, int], None]
+"""(what, bytes done, bytes total)."""
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One archive in the store and what built it."""
+
+    name: str
+    """The archive name: the path below the store without ``.aca`` (``proj/run_001``)."""
+    path: str
+    size: int
+    mtime: float
+    built_by_camp: bool
+    commit: str | None = None
+    repository: str | None = None
+    stale: bool | None = None
+    """True: its repository's HEAD has moved on; None: unknown (not camp's, or the repository is gone)."""
+
+
+@dataclass(frozen=True)
+class StoreListing:
+    """``camp store ls``: the store folder and its archives, by name."""
+
+    store: str
+    entries: list[StoreEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StorePullResult:
+    """``camp store pull``: the archives copied from a remote into the store."""
+
+    remote: str
+    store: str
+    archives: list[str]
+    bytes_received: int
+
+
+def store_path(env: Mapping[str, str]) -> str:
+    """The campaign store folder, or a one-line error saying how to set it."""
+    store = load_user_config(env).campaign_store
+    if not store:
+        raise CampError("no campaign store: set Campaign.campaignstorepath in ~/.config/hpc-campaign/config.yaml")
+    return os.path.abspath(store)
+
+
+def store_ls(pattern: str | None = None, env: Mapping[str, str] | None = None) -> StoreListing:
+    """Every ``.aca`` below the store (or those whose name matches the glob ``pattern``)."""
+    env = environ(env)
+    store = store_path(env)
+    heads: dict[str, str | None] = {}
+    entries = [_entry(store, name, heads, env) for name in _archive_names(store)
+               if pattern is None or _matches(name, pattern)]
+    return StoreListing(store, entries)
+
+
+def store_match(patterns: Sequence[str], env: Mapping[str, str] | None = None) -> StoreListing:
+    """The archives ``store rm`` would delete; a pattern matching none is an error (nothing is deleted)."""
+    env = environ(env)
+    if not patterns:
+        raise BadInput("name the archives to remove (glob patterns on archive names, e.g. 'proj/*')")
+    store = store_path(env)
+    names = _archive_names(store)
+    chosen: list[str] = []
+    for pattern in patterns:
+        hits = [n for n in names if _matches(n, pattern)]
+        if not hits:
+            raise BadInput(f"no archive in {store} matches {pattern!r} (camp store ls lists them)")
+        chosen.extend(n for n in hits if n not in chosen)
+    heads: dict[str, str | None] = {}
+    return StoreListing(store, [_entry(store, n, heads, env) for n in sorted(chosen)])
+
+
+def store_rm(patterns: Sequence[str], env: Mapping[str, str] | None = None) -> StoreListing:
+    """Delete the matching archives (the CLI asks first); empty folders they leave are removed too."""
+    listing = store_match(patterns, env)
+    for entry in listing.entries:
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CampError(f"cannot remove {entry.path}: {exc.strerror or exc}") from None
+        _prune_empty(os.path.dirname(entry.path), listing.store)
+    return listing
+
+
+def store_pull(remote: str, pattern: str | None = None, repo: str | None = None, cwd: str | None = None,
+               env: Mapping[str, str] | None = None, progress: Progress | None = None) -> StorePullResult:
+    """Copy the built archives of a remote (a remote name of this campaign, or any rclone path) into the store.
+
+    Each archive appears atomically (downloaded beside its place, then renamed), so
+    ADIOS2 never opens half a file; the ``.camp`` histories are never downloaded.
+    """
+    from campaignvcs.remote.rclone import Rclone, redact
+
+    env = environ(env)
+    cwd = cwd or os.getcwd()
+    store = store_path(env)
+    url = _remote_url(remote, repo, cwd, env)
+    with Rclone(env) as rclone:
+        found = [(rel, size) for rel, size in rclone.find_files(url, ACA_SUFFIX)
+                 if ".camp/" not in rel and (pattern is None or _matches(rel[: -len(ACA_SUFFIX)], pattern))]
+        if not found:
+            what = f" matching {pattern!r}" if pattern else ""
+            raise CampError(f"no archives{what} at {redact(url)}")
+        os.makedirs(store, exist_ok=True)
+        total = sum(size for _rel, size in found)
+        with tempfile.TemporaryDirectory(dir=store, prefix=".camp-pull-") as tmp:
+            rclone.download(url, [rel for rel, _size in found], tmp, total,
+                            (lambda done, all_: progress("store", done, all_)) if progress else None)
+            for rel, _size in found:
+                target = os.path.join(store, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(os.path.join(tmp, rel), target)
+    return StorePullResult(redact(url), store, sorted(rel[: -len(ACA_SUFFIX)] for rel, _size in found), total)
+
+
+def _remote_url(remote: str, repo: str | None, cwd: str, env: Mapping[str, str]) -> str:
+    """A remote name of the campaign here (if there is one) → its URL; anything else is an rclone path."""
+    from campaignvcs.porcelain.common import open_repo
+    from campaignvcs.porcelain.sync import _remotes
+
+    try:
+        with open_repo(repo, cwd, env) as camp:
+            url = _remotes(camp).get(remote)
+    except CampError:
+        if repo is not None:
+            raise
+        url = None
+    if url is not None:
+        return url
+    if remote.startswith("-"):
+        raise BadInput(f"{remote!r} would be read as an rclone option: give a remote name or an rclone path")
+    return remote
+
+
+def _archive_names(store: str) -> list[str]:
+    """Names of every ``.aca`` below ``store`` (hidden folders skipped: pulls in progress), sorted."""
+    names: list[str] = []
+    for folder, dirs, files in os.walk(store):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            if f.endswith(ACA_SUFFIX) and not f.startswith("."):
+                rel = os.path.relpath(os.path.join(folder, f), store)
+                names.append(rel[: -len(ACA_SUFFIX)].replace(os.sep, "/"))
+    return sorted(names)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """Glob on archive names; a folder name matches everything below it (``proj`` → ``proj/*``)."""
+    pattern = pattern.removesuffix(ACA_SUFFIX).strip("/")
+    return fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern + "/")
+
+
+def _entry(store: str, name: str, heads: dict[str, str | None], env: Mapping[str, str]) -> StoreEntry:
+    from campaignvcs.aca.read import read_provenance
+
+    path = os.path.join(store, name + ACA_SUFFIX)
+    st = os.stat(path)
+    built = read_provenance(path)
+    if not built or "commit" not in built:
+        return StoreEntry(name, path, st.st_size, st.st_mtime, False)
+    repository = built.get("repository")
+    head = _head_of(repository, heads, env) if repository else None
+    stale = None if head is None else head != built["commit"]
+    return StoreEntry(name, path, st.st_size, st.st_mtime, True, built["commit"], repository, stale)
+
+
+def _head_of(repository: str, heads: dict[str, str | None], env: Mapping[str, str]) -> str | None:
+    """HEAD of a campaign repository (cached per listing); None if it is gone or not a campaign."""
+    if repository not in heads:
+        from campaignvcs.repo import CampaignRepo
+
+        try:
+            with CampaignRepo.open(repository) as camp:
+                head = camp.head()
+            heads[repository] = head.decode() if head else None
+        except (CampError, OSError):
+            heads[repository] = None
+    return heads[repository]
+
+
+def _prune_empty(folder: str, store: str) -> None:
+    while os.path.abspath(folder) != os.path.abspath(store):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
+

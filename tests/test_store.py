@@ -1,0 +1,141 @@
+"""camp store ls / rm / pull on a real campaign store, real builds and real rclone remotes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import make_data
+import pytest
+from conftest_remote import make_remote, rclone_servers  # noqa: F401  (fixture)
+from test_build import configure
+
+from campaignvcs.repo import CampaignRepo
+
+
+def head(root) -> str:
+    with CampaignRepo.open(str(root)) as repo:
+        return repo.head().decode()
+
+
+@pytest.fixture
+def store(clean_env, tmp_path):
+    path = tmp_path / "store"
+    configure(clean_env, path)
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    make_data.make_bp5(str(folder / "heat.bp"), steps=3, n=10, seed=1)
+    make_data.make_text(str(folder / "notes.txt"), seed=2)
+    return folder
+
+
+def built_campaign(camp, root, name, data, *paths):
+    camp("init", root, "--name", name, "--host", "laptop")
+    camp("--repo", root, "add", "-m", "first", *paths, cwd=data)
+    camp("--repo", root, "build")
+    return root
+
+
+def test_ls_shows_each_archive_with_its_commit_and_repository_and_marks_those_behind(
+        camp, store, data, tmp_path, clean_env):
+    a = built_campaign(camp, tmp_path / "a", "proj/run_001", data, "heat.bp")
+    b = built_campaign(camp, tmp_path / "b", "proj/run_002", data, "notes.txt")
+    camp("--repo", b, "add", "-m", "second", "heat.bp", cwd=data)  # b's archive is now behind
+    # an archive hpc-campaign wrote
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMP_", "GIT_"))}
+    env["HOME"] = str(clean_env)
+    r = subprocess.run([sys.executable, "-m", "hpc_campaign", "manager", str(store / "old.aca"), "data", "heat.bp"],
+                       cwd=data, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    out = camp("store", "ls").output.splitlines()
+    assert [line.split()[0] for line in out] == ["old", "proj/run_001", "proj/run_002"]
+    assert out[0].endswith("  not built by camp")
+    assert out[1].endswith(f"  {head(a)[:10]}  {a}")
+    assert f"  {a}" in out[1] and "behind" not in out[1]
+    assert "(behind: the repository has newer commits)" in out[2]
+    listing = json.loads(camp("store", "ls", "--json", "proj/*").output)
+    assert listing["store"] == str(store)
+    first, second = listing["entries"]
+    assert (first["name"], first["commit"], first["repository"], first["stale"]) == ("proj/run_001", head(a), str(a), False)
+    assert (second["name"], second["stale"]) == ("proj/run_002", True) and second["commit"] != head(b)
+
+
+def test_rm_asks_deletes_only_on_yes_and_a_pattern_matching_nothing_deletes_nothing(camp, store, data, tmp_path):
+    built_campaign(camp, tmp_path / "a", "proj/run_001", data, "heat.bp")
+    built_campaign(camp, tmp_path / "b", "proj/run_002", data, "notes.txt")
+    built_campaign(camp, tmp_path / "c", "other/run_001", data, "notes.txt")
+    archives = {p.relative_to(store).as_posix() for p in store.rglob("*.aca")}
+    assert archives == {"proj/run_001.aca", "proj/run_002.aca", "other/run_001.aca"}
+
+    r = camp("store", "rm", "proj", input="n\n", ok=False)
+    assert r.exit_code == 1 and "Delete these 2 archive(s)? [y/N]" in r.output
+    assert f"  {store}/proj/run_001.aca" in r.output
+    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == archives
+
+    r = camp("store", "rm", "proj/*", "nothing*", ok=False)
+    assert r.exit_code == 1 and r.stderr == (f"camp: error: no archive in {store} matches 'nothing*' "
+                                             "(camp store ls lists them)\n")
+    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == archives
+
+    r = camp("store", "rm", "proj/run_00[2]", input="y\n")
+    assert r.output.endswith(f"removed {store}/proj/run_002.aca\n")
+    r = camp("store", "rm", "--yes", "other/*")
+    assert r.output == f"removed {store}/other/run_001.aca\n"
+    assert not (store / "other").exists()  # the folder it left empty goes too
+    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == {"proj/run_001.aca"}
+    assert (tmp_path / "b" / ".git").is_dir()  # repositories are never touched
+
+
+def test_store_needs_a_configured_store(camp, tmp_path):
+    r = camp("store", "ls", ok=False)
+    assert r.exit_code == 1
+    assert r.stderr == "camp: error: no campaign store: set Campaign.campaignstorepath in ~/.config/hpc-campaign/config.yaml\n"
+
+
+@pytest.mark.parametrize("kind", ["local", "webdav"])
+def test_pull_fetches_only_the_archives_and_adios2_opens_them(
+        kind, camp, store, data, tmp_path, rclone_servers, monkeypatch):  # noqa: F811
+    import adios2
+
+    remote = make_remote(kind, rclone_servers, tmp_path)
+    for key, value in remote.env.items():
+        monkeypatch.setenv(key, value)
+    a = tmp_path / "a"
+    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
+    camp("--repo", a, "add", "-m", "first", "heat.bp", "notes.txt", cwd=data)
+    camp("--repo", a, "remote", "add", "origin", remote.url)
+    camp("--repo", a, "push")
+    assert (remote.backing / "proj" / "run_001.camp").is_dir()
+
+    reader = tmp_path / "reader"  # a user who never edits: not inside any campaign
+    reader.mkdir()
+    r = camp("store", "pull", remote.url, "--json", cwd=reader)
+    result = json.loads(r.output)
+    pulled = store / "proj" / "run_001.aca"
+    assert result["archives"] == ["proj/run_001"] and result["bytes_received"] == pulled.stat().st_size
+    assert pulled.read_bytes() == (remote.backing / "proj" / "run_001.aca").read_bytes()
+    assert sorted(p.name for p in store.rglob("*")) == ["proj", "run_001.aca"]  # no history, no leftovers
+    with adios2.FileReader(str(pulled)) as f:
+        assert "heat.bp/T" in f.available_variables()
+        assert "notes.txt" in f.available_variables()
+
+    # inside the campaign, the remote's name works too; a pattern matching nothing is an error
+    assert camp("--repo", a, "store", "pull", "origin", cwd=a).output.startswith("proj/run_001.aca\n")
+    r = camp("store", "pull", remote.url, "other/*", cwd=reader, ok=False)
+    assert r.exit_code == 1 and r.stderr.startswith("camp: error: no archives matching 'other/*' at ")
+
+
+def test_pull_from_a_remote_that_is_not_there_is_one_line(camp, store, tmp_path):
+    r = camp("store", "pull", tmp_path / "nowhere", ok=False, cwd=tmp_path)
+    assert r.exit_code == 1 and r.stderr == f"camp: error: no archives at {tmp_path / 'nowhere'}\n"
+    r = camp("store", "pull", "--", "--config=x", ok=False, cwd=tmp_path)
+    assert r.exit_code == 1 and "would be read as an rclone option" in r.stderr
+    assert not store.exists() or not any(store.rglob("*.aca"))
