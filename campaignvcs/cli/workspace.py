@@ -9,7 +9,8 @@ import click
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
-from campaignvcs.cli.output import echo_json, echo_warning, json_option
+from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option
+from campaignvcs.errors import BadInput
 from campaignvcs.extract import KIND_CHOICES
 
 
@@ -36,16 +37,35 @@ def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
 @click.option("-m", "--message", help="Also commit, with this message (one process, one lock).")
 @click.option("-k", "--key", "keyfile", metavar="KEYFILE",
               help="Encrypt the embedded metadata of these replicas with this key file (camp key generate).")
+@click.option("--from", "source", metavar="RCLONE_PATH",
+              help="The datasets are below this rclone path (remote:bucket/dir, :sftp,host=...:dir, a folder): "
+                   "only their metadata files are read; PATHS are relative to it.")
+@click.option("--dir", "directory", metavar="DIR",
+              help="With --from: the directory to record (default: the folder part of RCLONE_PATH).")
+@click.option("--datetime", "when", metavar="TIME",
+              help="With --from: the modification time to record, e.g. '2024-10-22 10:20:15 -0400' "
+                   "(default: the remote listing's).")
+@click.option("--fetch-metadata", is_flag=True,
+              help="With --from: download HDF5 files whole to extract their metadata (it is spread through the file).")
 @json_option
 @pass_env
 def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
             thumbnail: tuple[int, int] | None, kind: str, message: str | None, keyfile: str | None,
+            source: str | None, directory: str | None, when: str | None, fetch_metadata: bool,
             as_json: bool) -> None:
     """Record datasets (ADIOS2 BP, HDF5, images, text) into the staging area.
 
     Paths are relative to the current directory. Adding an unchanged dataset changes
     nothing; adding it from another host or directory records another replica.
+    With --from, the datasets stay where they are (an S3 bucket, another cluster) and
+    camp reads only what ADIOS2 embeds, through rclone.
     """
+    if source is not None:
+        _add_from(env, source, paths, host, name, store, thumbnail, kind, message, keyfile, directory, when,
+                  fetch_metadata, as_json)
+        return
+    if directory is not None or when is not None or fetch_metadata:
+        raise BadInput("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
@@ -55,6 +75,22 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
         return
     for r in results:
         click.echo(f"{r.action}: {r.name} ({r.kind}, {r.host})")
+
+
+def _add_from(env: Env, source: str, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
+              thumbnail: tuple[int, int] | None, kind: str, message: str | None, keyfile: str | None,
+              directory: str | None, when: str | None, fetch_metadata: bool, as_json: bool) -> None:
+    if name is not None or keyfile is not None:
+        raise BadInput("--name and --key cannot be used with --from")
+    result = porcelain.add_from(source, list(paths), host=host, directory=directory, when=when,
+                                fetch_metadata=fetch_metadata, store=store, thumbnail=thumbnail, kind=kind,
+                                repo=env.repo, env=env.env, message=message, warn=echo_warning)
+    if as_json:
+        echo_json(result)
+        return
+    for r in result.added:
+        click.echo(f"{r.action}: {r.name} ({r.kind}, {r.host}:{result.dir})")
+    click.echo(f"read {format_size(result.bytes_read)} from the remote for {format_size(result.data_bytes)} of data")
 
 
 @click.command("status")

@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "hooks_uninstall": "hooks",
     "verify": "integrity",
     "fsck": "integrity",
+    "add_from": "remote_datasets",
     "store_ls": "store",
     "store_match": "store",
     "store_rm": "store",

@@ -189,16 +189,17 @@ class Rclone:
             return
         self._run(["deletefile", "--", join(base, rel)], what=what, missing_ok=True)
 
-    def lsjson(self, base: str, rel: str) -> list[dict[str, object]]:
-        """Files directly in the remote folder ``rel`` (a missing folder is empty)."""
+    def lsjson(self, base: str, rel: str, folders: bool = False) -> list[dict[str, object]]:
+        """Files (and with ``folders`` also folders) directly in the remote folder ``rel`` (a missing folder is empty)."""
         what = f"cannot list {join(base, rel)}"
         daemon = self._rc()
         if daemon is not None:
-            answer = daemon.call("operations/list", {"fs": base, "remote": rel, "opt": {"filesOnly": True}},
+            answer = daemon.call("operations/list", {"fs": base, "remote": rel, "opt": {"filesOnly": not folders}},
                                  what, missing_ok=True)
             listing = answer.get("list") if answer else []
         else:
-            code, out = self._run(["lsjson", "--files-only", "--", join(base, rel)], what=what, missing_ok=True)
+            only = [] if folders else ["--files-only"]
+            code, out = self._run(["lsjson", *only, "--", join(base, rel)], what=what, missing_ok=True)
             if code in NOT_FOUND_CODES or not out.strip():
                 return []
             try:
@@ -215,6 +216,22 @@ class Rclone:
         if code in NOT_FOUND_CODES:
             return []
         return [line.rstrip("/") for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
+
+    def read_head(self, base: str, rel: str, count: int) -> bytes:
+        """The first ``count`` bytes of a remote file (empty if it is missing)."""
+        code, out = self._run(["cat", "--count", str(int(count)), "--", join(base, rel)],
+                              what=f"cannot read {join(base, rel)}", missing_ok=True)
+        return b"" if code in NOT_FOUND_CODES else out
+
+    def remote_types(self) -> dict[str, str]:
+        """Configured rclone remotes → backend type (``rclone listremotes --long``)."""
+        _code, out = self._run(["listremotes", "--long"], what="cannot list the rclone remotes")
+        types: dict[str, str] = {}
+        for line in out.decode("utf-8", "replace").splitlines():
+            name, sep, kind = line.partition(":")
+            if sep and kind.split():
+                types[name.strip()] = kind.split()[0]
+        return types
 
     def find_files(self, path: str, suffix: str) -> list[tuple[str, int]]:
         """(path relative to ``path``, size) of every file below it whose name ends in ``suffix``."""
