@@ -104,8 +104,9 @@ def status_cmd(env: Env, as_json: bool) -> None:
         return
     click.echo(f"On campaign {st.campaign}, branch {st.branch}")
     if st.tracking:
-        click.echo(f"Branch is up to date with {st.tracking}" if not (st.ahead or st.behind) else
-                   f"Branch is ahead {st.ahead}, behind {st.behind} of {st.tracking}"
+        counts = ", ".join(f"{word} {n}" for word, n in (("ahead", st.ahead), ("behind", st.behind)) if n)
+        click.echo(f"Branch is up to date with {st.tracking}" if not counts else
+                   f"Branch is {counts} of {st.tracking}"
                    + (" ('camp pull' to merge)" if st.behind else " ('camp push' to publish)"))
     if st.merging:
         click.echo(f"Merging: {len(st.conflicts)} unresolved conflict(s) (camp resolve NAME --ours|--theirs)"
