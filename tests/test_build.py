@@ -291,6 +291,8 @@ def test_json_output_describes_the_archive(campaign, camp, example_data, tmp_pat
         "replicas": 5,
         "files": 6,
         "size_bytes": path.stat().st_size,
+        "incremental": False,
+        "rewritten": 0,
     }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -96,15 +97,34 @@ def write_aca(
     (ns) stands for every "current time" so the same input gives the same tables.
     ``provenance`` goes into camp's own ``camp_build`` table (see aca/schema.py).
     """
+    def fill(con: sqlite3.Connection) -> Counts:
+        return _Writer(con, now, omit_deleted, read_blob).write(datasets, hosts, timeseries, provenance)
+
+    counts = write_atomically(path, fill)
+    assert counts is not None
+    return counts
+
+
+def write_atomically(path: str, fill: Callable[[sqlite3.Connection], Counts | None],
+                     start_from: str | None = None) -> Counts | None:
+    """Fill a new SQLite file (a copy of ``start_from``, or empty) beside ``path``, then rename it over ``path``.
+
+    ``fill`` returning None abandons the file and leaves ``path`` as it was; so does any error.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     os.close(fd)
     try:
+        if start_from is not None:
+            shutil.copyfile(start_from, tmp)
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
-            counts = _Writer(con, now, omit_deleted, read_blob).write(datasets, hosts, timeseries, provenance)
+            counts = fill(con)
         finally:
             con.close()
+        if counts is None:
+            os.unlink(tmp)
+            return None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -146,6 +166,8 @@ class _Writer:
         self.archives: dict[tuple[str, str, str], int] = {}
         # One entry per distinct file row: identical rows are shared through repfiles.
         self.files: dict[bytes, int] = {}
+        self.file_base = 0
+        """File ids start after this (an incremental update appends to existing rows)."""
         self.n_datasets = 0
         self.n_replicas = 0
 
@@ -238,7 +260,7 @@ class _Writer:
                 k = _file_key(f)
                 fileid = self.files.get(k)
                 if fileid is None:
-                    fileid = self.files[k] = len(self.files) + 1
+                    fileid = self.files[k] = self.file_base + len(self.files) + 1
                     meta = (f.name, f.compression, f.lenorig, f.lencompressed, f.modtime, f.checksum)
                     rows["file"].append((fileid, *meta, self.read_blob(f.blob)))
                 rows["repfiles"].append((repid, fileid))
@@ -288,6 +310,12 @@ class _Writer:
         con.executemany(
             "insert into archive(rowid, dirid, tarname, system, notes) values (?, ?, ?, ?, ?)", arch_rows
         )
+        self._copy_staged(host_ids, dir_ids, key_ids, arch_ids)
+
+    def _copy_staged(self, host_ids: dict[str, int], dir_ids: dict[tuple[str, str], int],
+                     key_ids: dict[str, int], arch_ids: dict[tuple[str, str, str], int]) -> None:
+        """Copy the staged replica and TAR-index rows into the archive, provisional ids mapped to final ones."""
+        con = self.con
         for sql, prov, final in (
             ("insert into temp.hostmap values (?, ?)", self.hosts, host_ids),
             ("insert into temp.dirmap values (?, ?)", self.dirs, dir_ids),

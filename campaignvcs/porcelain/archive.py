@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dulwich.objects import parse_tree
 
 from campaignvcs import layout
-from campaignvcs.aca.build import write_aca
+from campaignvcs.aca.build import Counts, write_aca
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.model import KINDS, Dataset
@@ -30,6 +30,14 @@ class BuildResult:
     replicas: int
     files: int
     size_bytes: int
+    incremental: bool = False
+    """True when the previous archive was patched instead of written anew."""
+    rewritten: int = 0
+    """Datasets whose rows an incremental build replaced."""
+
+
+INCREMENTAL_LIMIT = 5000
+"""Beyond this many changed datasets a full build is as quick as patching."""
 
 
 def build(
@@ -42,6 +50,7 @@ def build(
     exclude_kinds: tuple[str, ...] = (),
     hooks: bool = True,
     warn: Callable[[str], None] | None = None,
+    full: bool = False,
 ) -> BuildResult:
     """Compile commit ``rev`` (default HEAD) into an ACA file.
 
@@ -52,7 +61,9 @@ def build(
     leaves datasets of those kinds out, for readers whose ADIOS2 lacks an engine (the
     PyPI wheel has no HDF5 and refuses a whole archive that lists one). With ``hooks``,
     ``pre-build`` runs before anything is written (it can refuse) and ``post-build`` after
-    the archive is in place (a failure goes to ``warn``).
+    the archive is in place (a failure goes to ``warn``). When the output is an archive
+    this repository built from another commit with the same options, only the datasets
+    that changed are rewritten (an incremental build) unless ``full``.
     """
     unknown = [k for k in exclude_kinds if k not in KINDS]
     if unknown:
@@ -67,29 +78,75 @@ def build(
             from campaignvcs.porcelain.hooks import post_hook, run_hook
 
             run_hook(camp, "pre-build", env, commit=commit_id, archive=path)
+        provenance = _provenance(camp, commit_id, commit.tree, omit_deleted, exclude_kinds)
+        now = commit.commit_time * 1_000_000_000
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            counts = write_aca(
+            patched = None if full else _update(camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds)
+            counts = patched[0] if patched else write_aca(
                 path,
                 (d for d in datasets_by_name(camp, commit.tree) if d.kind not in exclude_kinds),
                 camp.hosts(commit.tree),
                 camp.timeseries(commit.tree),
                 lambda blob: camp.read_blob(blob.encode()),
                 # The commit's own time stands for "now", so a rebuild gives the same tables.
-                now=commit.commit_time * 1_000_000_000,
+                now=now,
                 omit_deleted=omit_deleted,
-                provenance=_provenance(camp, commit_id, commit.tree, omit_deleted, exclude_kinds),
+                provenance=provenance,
             )
         except OSError as exc:
             raise CampError(f"cannot write {path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise CampError(f"cannot write {path}: {exc}") from None
         result = BuildResult(
-            path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path)
+            path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path),
+            incremental=patched is not None, rewritten=patched[1] if patched else 0,
         )
         if hooks:
             post_hook(camp, "post-build", env, warn, commit=commit_id, archive=path)
         return result
+
+
+def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, str], now: int,
+            omit_deleted: bool, exclude_kinds: tuple[str, ...]) -> tuple[Counts, int] | None:
+    """Patch the archive at ``path`` if this repository built it with the same options; None: build in full.
+
+    Only dataset changes are patched: a change to campaign.json, a host manifest or a
+    time series (which renumber rows across the archive) means a full build.
+    """
+    from campaignvcs.aca.read import read_provenance
+    from campaignvcs.aca.update import update_aca
+    from campaignvcs.history_model import changed_paths, folder_dataset
+
+    built = read_provenance(path) if os.path.isfile(path) else None
+    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds")
+    if not built or "tree" not in built or any(built.get(k) != provenance[k] for k in same):
+        return None
+    old_tree = built["tree"].encode()
+    try:
+        camp.tree_entries(old_tree)
+    except (CampError, KeyError, ValueError):
+        return None  # built from a commit this repository no longer has
+    if any(camp.lookup(old_tree, top) != camp.lookup(tree, top)
+           for top in (layout.CAMPAIGN, layout.HOSTS, layout.TIMESERIES)):
+        return None
+    changes = []
+    for number, change in enumerate(changed_paths(camp, old_tree, tree, layout.DATASETS)):
+        if number >= INCREMENTAL_LIMIT:
+            return None
+        changes.append(change)
+    names: set[str] = set()
+    new: list[Dataset] = []
+    for where, before, after in changes:
+        for entry in (before, after):
+            ds = folder_dataset(camp, entry, where)
+            if ds is not None:
+                names.add(ds.name)
+                if entry is after and ds.kind not in exclude_kinds:
+                    new.append(ds)
+    counts = update_aca(path, names, sorted(new, key=lambda d: d.name), {h.name: h for h in camp.hosts(tree)},
+                        lambda blob: camp.read_blob(blob.encode()), now, omit_deleted, provenance)
+    return None if counts is None else (counts, len(names))
 
 
 def _provenance(camp: CampaignRepo, commit: bytes, tree: bytes, omit_deleted: bool,
