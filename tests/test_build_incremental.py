@@ -130,6 +130,13 @@ def test_each_kind_of_change_patches_to_what_a_full_build_writes(camp, campaign,
     camp("--repo", campaign, "timeseries", "series", "heat.bp")
     camp("--repo", campaign, "commit", "-m", "series")
     assert not build(camp, campaign)["incremental"]
+    shutil.rmtree(data / "heat.bp")  # a series member changes: its order in the series is rebuilt in full
+    make_data.make_bp5(str(data / "heat.bp"), steps=2, n=10, seed=1)
+    camp("--repo", campaign, "add", "-m", "member", "heat.bp", cwd=data)
+    assert not build(camp, campaign)["incremental"]
+    same_as_full(camp, campaign, tmp_path, aca)
+    with sqlite3.connect(aca) as con:
+        assert con.execute("select tsid, tsorder from dataset where name = 'heat.bp'").fetchone() == (1, 0)
     # --full, and other options, never patch
     camp("--repo", campaign, "add", "-m", "x", "--store", "same-notes.txt", cwd=data)
     (data / "same-notes.txt").write_text("changed too\n")

@@ -119,7 +119,7 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
     from campaignvcs.history_model import changed_paths, folder_dataset
 
     built = read_provenance(path) if os.path.isfile(path) else None
-    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds")
+    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds", "camp_version")
     if not built or "tree" not in built or any(built.get(k) != provenance[k] for k in same):
         return None
     old_tree = built["tree"].encode()
@@ -144,6 +144,8 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
                 names.add(ds.name)
                 if entry is after and ds.kind not in exclude_kinds:
                     new.append(ds)
+    if any(names.intersection(series.datasets) for series in camp.timeseries(tree)):
+        return None  # a member's series order depends on its neighbours: renumbered by a full build
     counts = update_aca(path, names, sorted(new, key=lambda d: d.name), {h.name: h for h in camp.hosts(tree)},
                         lambda blob: camp.read_blob(blob.encode()), now, omit_deleted, provenance)
     return None if counts is None else (counts, len(names))
