@@ -11,7 +11,7 @@ import sys
 import make_data
 import pytest
 from conftest_remote import free_port, make_remote, rclone_servers  # noqa: F401  (fixture)
-from test_build import configure
+from test_build import store  # noqa: F401  (fixture)
 
 from campaignvcs.repo import CampaignRepo
 
@@ -43,13 +43,6 @@ def adios_variables(aca):
 def staged(root):
     return (root / ".git" / "camp" / "index.json").read_bytes() if (root / ".git" / "camp" / "index.json").exists() \
         else b""
-
-
-@pytest.fixture
-def store(clean_env, tmp_path):
-    path = tmp_path / "store"
-    configure(clean_env, path)
-    return path
 
 
 @pytest.mark.parametrize("kind", ["s3", "sftp"])

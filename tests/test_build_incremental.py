@@ -8,14 +8,7 @@ import sqlite3
 
 import make_data
 import pytest
-from test_build import adios_view, configure
-
-
-@pytest.fixture
-def store(clean_env, tmp_path):
-    path = tmp_path / "store"
-    configure(clean_env, path)
-    return path
+from test_build import adios_view, store  # noqa: F401  (fixture)
 
 
 @pytest.fixture

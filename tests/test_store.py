@@ -10,7 +10,7 @@ import sys
 import make_data
 import pytest
 from conftest_remote import make_remote, rclone_servers  # noqa: F401  (fixture)
-from test_build import configure
+from test_build import store  # noqa: F401  (fixture)
 
 from campaignvcs.repo import CampaignRepo
 
@@ -18,13 +18,6 @@ from campaignvcs.repo import CampaignRepo
 def head(root) -> str:
     with CampaignRepo.open(str(root)) as repo:
         return repo.head().decode()
-
-
-@pytest.fixture
-def store(clean_env, tmp_path):
-    path = tmp_path / "store"
-    configure(clean_env, path)
-    return path
 
 
 @pytest.fixture
