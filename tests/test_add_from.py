@@ -82,7 +82,7 @@ def test_remote_bp5_is_recorded_from_its_metadata_with_the_bytes_a_local_add_emb
     camp("--repo", campaign, "build", "-o", ours)
     camp("--repo", local, "build", "-o", theirs)
     assert embedded(ours, "heat.bp").keys() == {"metadata", "profiling.json"}
-    assert embedded(ours, "heat.bp")["metadata"] == embedded(theirs, "heat.bp")["metadata"]
+    assert embedded(ours, "heat.bp") == embedded(theirs, "heat.bp")  # bytes, lengths, checksums
     assert host_row(ours, host)[2] == ("s3" if kind == "s3" else "")
 
     if kind == "sftp":  # another cluster: readers list it in hosts.yaml (ssh), like any remote host
@@ -100,10 +100,14 @@ def test_bad_remote_input_is_one_line_and_records_nothing(camp, campaign, tmp_pa
     (folder / "plain" / "readme.txt").write_text("not a dataset\n")
     make_data.make_hdf5(str(folder / "mesh.h5"), seed=1)
     make_data.make_bp5(str(folder / "heat.bp"), steps=2, n=10, seed=2)
+    shutil.copytree(folder / "heat.bp", folder / "broken.bp")
+    (folder / "broken.bp" / "mmd.0").unlink()
     before = staged(campaign)
     add = ("--repo", campaign, "add", "--host", "cluster2", "--from")
     cases = [
         ((*add, folder, "heat.bp", "missing.bp"), f"camp: error: {folder}/missing.bp: no such file or folder\n"),
+        ((*add, folder, "heat.bp", "broken.bp"),
+         f"camp: error: {folder}/broken.bp: not a readable ADIOS2 dataset (BP5 without mmd.0)\n"),
         ((*add, folder, "plain"),
          f"camp: error: {folder}/plain: folder is not an ADIOS2 BP dataset (needs md.idx and data.0)\n"),
         ((*add, folder, "mesh.h5"),
@@ -142,6 +146,7 @@ def test_datetime_overrides_the_listing_and_hdf5_comes_whole_only_when_asked(cam
         ds = repo.dataset("mesh.h5")
     rep = ds.replicas[0]
     assert (rep.host, rep.dir, rep.mtime) == ("cluster2", "/gpfs/proj/run1", 1729606815 * 10**9)
+    assert [f.modtime for f in rep.files] == [1729606815 * 10**9]  # the embedded copy carries that time too
     assert ds.modtime == 1729606815 * 10**9
     camp("--repo", campaign, "add", "--host", "laptop", "mesh.h5", cwd=tmp_path / "here")
     with CampaignRepo.open(str(campaign)) as repo:

@@ -7,20 +7,22 @@ archive carries the same embedded bytes as if the dataset had been added where i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaignvcs import layout
 from campaignvcs.errors import BadInput
-from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, Options, extract
+from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, ExtractedReplica, Options, extract
 from campaignvcs.model import DatasetName, Host, HostName
 from campaignvcs.porcelain.common import environ, open_repo, resolve_host
-from campaignvcs.porcelain.workspace import AddResult, _commit_locked, _Source, _stage_sources
+from campaignvcs.porcelain.workspace import AddResult, _commit_locked, _open_cache, _Source, _stage_sources, _token
+from campaignvcs.repo import CampaignRepo
 
 KIND_NAMES = {"adios": "ADIOS", "hdf5": "HDF5", "image": "IMAGE", "text": "TEXT"}
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -89,7 +91,9 @@ def add_from(
         for i, name in enumerate(names):
             entry = find(rclone, root, name)
             extracted, got = _extract_remote(rclone, root, entry, os.path.join(tmp, str(i)), options, fetch_metadata)
-            extracted = _with_listing_times(extracted, entry.size, override_ns if override_ns is not None else entry.mtime)
+            extracted = _with_listing_times(extracted, entry.size,
+                                            override_ns if override_ns is not None else entry.mtime,
+                                            override_ns is not None)
             read += got
             data += entry.size
             shown = f"{redact(source).rstrip('/')}/{entry.name}"
@@ -100,10 +104,8 @@ def add_from(
         committed = None
         with camp.lock():
             pre_add_hook(camp, env, [s.shown for s in sources], host_name)
-            if camp.current(layout.host_path(host_name)) is None:
-                protocol = "s3" if root.backend == "s3" else ""
-                camp.stage_json(layout.host_path(host_name),
-                                Host(host_name, root.host or host_name, protocol, time.time_ns()).dumps())
+            protocol = "s3" if root.backend == "s3" else ""
+            _stage_new_host(camp, Host(host_name, root.host or host_name, protocol, time.time_ns()))
             results = _stage_sources(camp, sources, host_name, None, "")
             if message is not None and camp.staged_changes():
                 committed = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
@@ -124,7 +126,8 @@ def _extract_remote(rclone, root, entry, local: str, options: Options,  # type: 
         if options.kind not in ("auto", "adios"):
             raise BadInput(f"{where}: a folder can only be an ADIOS2 BP dataset, not {options.kind}")
         read = fetch_bp_metadata(rclone, root, entry, local)
-        return bp5.extract(local), read
+        with _named_remotely(local, where):
+            return bp5.extract(local), read
     if options.kind == "adios":
         raise BadInput(f"{where}: not an ADIOS2 BP dataset (not a folder)")
     head = file_head(rclone, root, entry)
@@ -138,14 +141,53 @@ def _extract_remote(rclone, root, entry, local: str, options: Options,  # type: 
     if kind != "HDF5" and entry.size > WHOLE_FILE_LIMIT:
         raise BadInput(f"{where}: {entry.size} bytes is too big to fetch as a {kind.lower()} file")
     path = fetch_file(rclone, root, entry, local)
-    return extract(path, kind, options), read + entry.size
+    try:
+        with _named_remotely(path, where):
+            return extract(path, kind, options), read + entry.size
+    finally:
+        os.unlink(path)  # an HDF5 file may be large: keep only what was extracted
 
 
-def _with_listing_times(extracted: Extracted, size: int, mtime: int) -> Extracted:
-    """The main replica's size and time from the remote listing (the local copy is partial)."""
-    replicas = tuple(
-        dataclasses.replace(r, size=size, mtime=mtime) if r.role == "main" else r for r in extracted.replicas
-    )
+@contextlib.contextmanager
+def _named_remotely(local: str, where: str) -> Iterator[None]:
+    """Extractor errors name the temporary copy; say the remote path instead."""
+    try:
+        yield
+    except BadInput as exc:
+        text = str(exc)
+        if not text.startswith(local):
+            raise
+        raise type(exc)(where + text[len(local):]) from None
+
+
+def _stage_new_host(camp: CampaignRepo, host: Host) -> None:
+    """Stage the remote host's file (its long name and protocol are not this machine's).
+
+    The stat cache is validated against the state before, then only re-stamped: a host
+    file changes no dataset's entry, so no add --from pays for a cache rebuild.
+    """
+    path = layout.host_path(host.name)
+    if camp.current(path) is not None:
+        return
+    cache = _open_cache(camp)
+    try:
+        camp.stage_json(path, host.dumps())
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
+
+
+def _with_listing_times(extracted: Extracted, size: int, mtime: int, override: bool) -> Extracted:
+    """The main replica's size and time from the remote listing (the local copy is partial).
+
+    With ``--datetime`` (``override``) the embedded files carry that time too, as a local
+    add gives them the dataset's own time.
+    """
+    def main(r: ExtractedReplica) -> ExtractedReplica:
+        payloads = tuple(dataclasses.replace(p, modtime=mtime) for p in r.payloads) if override else r.payloads
+        return dataclasses.replace(r, size=size, mtime=mtime, payloads=payloads)
+
+    replicas = tuple(main(r) if r.role == "main" else r for r in extracted.replicas)
     return dataclasses.replace(extracted, modtime=mtime, replicas=replicas)
 
 

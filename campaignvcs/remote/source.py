@@ -23,6 +23,8 @@ BP_METADATA = ("md.0", "mmd.0", "md.idx", "profiling.json")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 WHOLE_FILE_LIMIT = 64 * 1024 * 1024
 """Text and images are fetched whole; beyond this size camp refuses rather than download data."""
+SMALL_FILE = 1024 * 1024
+"""Files up to this size travel over rclone's kept-open connection; larger ones get their own transfer."""
 _CONNECTION = re.compile(r"^:(?P<type>[A-Za-z0-9]+)(?P<opts>(?:,(?:[^:'\"]|'[^']*'|\"[^\"]*\")*)?):(?P<path>.*)$", re.S)
 _CONFIGURED = re.compile(r"^(?P<name>[A-Za-z0-9_.][A-Za-z0-9_. -]*):(?P<path>.*)$", re.S)
 _HOST_OPT = re.compile(r"(?:^|,)host=(?P<q>['\"]?)(?P<host>[^,'\":]+)(?P=q)")
@@ -89,8 +91,7 @@ def find(rclone: Rclone, root: SourceRoot, name: str) -> RemoteEntry:
     if not name or "\0" in name or name.startswith("/") or ".." in name.split("/"):
         raise BadInput(f"invalid dataset path {name!r}: give a path relative to the --from folder")
     name = name.strip("/")
-    parent, base = posixpath.split(name)
-    found = next((e for e in rclone.lsjson(root.url, parent, folders=True) if e.get("Name") == base), None)
+    found = rclone.stat(root.url, name)
     if found is None:
         raise BadInput(f"{join(redact(root.url), name)}: no such file or folder")
     if not found.get("IsDir"):
@@ -110,7 +111,7 @@ def fetch_bp_metadata(rclone: Rclone, root: SourceRoot, entry: RemoteEntry, loca
                        "(needs md.idx and data.0)")
     wanted = [f for f in BP_METADATA if f in entry.files]
     os.makedirs(local, exist_ok=True)
-    rclone.download(join(root.url, entry.name), wanted, local)
+    rclone.fetch_small(join(root.url, entry.name), wanted, local)
     return sum(os.path.getsize(os.path.join(local, f)) for f in wanted)
 
 
@@ -123,7 +124,10 @@ def fetch_file(rclone: Rclone, root: SourceRoot, entry: RemoteEntry, local_dir: 
     """Download one whole file into ``local_dir``; returns the local path."""
     parent, base = posixpath.split(entry.name)
     os.makedirs(local_dir, exist_ok=True)
-    rclone.download(join(root.url, parent), [base], local_dir, entry.size)
+    if entry.size <= SMALL_FILE:
+        rclone.fetch_small(join(root.url, parent), [base], local_dir)
+    else:
+        rclone.download(join(root.url, parent), [base], local_dir, entry.size)
     return os.path.join(local_dir, base)
 
 
