@@ -218,39 +218,41 @@ def _archive_builder(root: str, head: bytes, env: Mapping[str, str],
         return None
 
     def run(path: str) -> str:
-        if _copy_store_archive(root, head, env, path):
+        if _copy_store_archive(root, head, env, path) == head.decode():
             return path
         # A temporary file for the upload, not a build of the store's archive: no build hooks.
+        # Started from the store's copy, the build only rewrites the datasets changed since.
         return build(rev=head.decode(), output=path, repo=root, cwd=root, env=env, hooks=False).path
 
     return run
 
 
-def _copy_store_archive(root: str, head: bytes, env: Mapping[str, str], path: str) -> bool:
-    """Copy the store's archive to ``path`` if this repository built it from ``head`` with default options.
+def _copy_store_archive(root: str, head: bytes, env: Mapping[str, str], path: str) -> str | None:
+    """Copy the store's archive to ``path`` if this repository built it with default options.
 
-    Saves a full build on every push (e.g. with the build-on-commit hook, the store is
-    always current). The copy, not the store's file, is checked, so a build replacing the
-    store's archive meanwhile cannot slip a different commit into the push.
+    Returns the commit it was built from (None: nothing copied). At the pushed commit
+    (the build-on-commit hook keeps the store current) the copy is uploaded as it is;
+    otherwise the push's build patches it. The copy, not the store's file, is checked,
+    so a build replacing the store's archive meanwhile cannot slip a different commit in.
     """
     from campaignvcs.aca.read import read_provenance
     from campaignvcs.config import load_user_config
 
     store = load_user_config(env).campaign_store
     if not store:
-        return False
+        return None
     with open_repo(root, root, env) as camp:
         source = os.path.join(root, store, camp.campaign(head).name + ".aca")
     try:
         shutil.copyfile(source, path)
     except OSError:
-        return False
+        return None
     built = read_provenance(path) or {}
-    wanted = {"commit": head.decode(), "repository": root, "omit_deleted": "1", "exclude_kinds": ""}
-    if all(built.get(k) == v for k, v in wanted.items()):
-        return True
+    wanted = {"repository": root, "omit_deleted": "1", "exclude_kinds": ""}
+    if built.get("commit") and all(built.get(k) == v for k, v in wanted.items()):
+        return built["commit"]
     os.unlink(path)
-    return False
+    return None
 
 
 # -- fetch --------------------------------------------------------------------------------------
