@@ -107,7 +107,7 @@ def write_aca(
 
 def write_atomically(path: str, fill: Callable[[sqlite3.Connection], Counts | None],
                      start_from: str | None = None) -> Counts | None:
-    """Fill a new SQLite file (a copy of ``start_from``, or empty) beside ``path``, then rename it over ``path``.
+    """Fill a new SQLite file (a copy of ``start_from``, or empty) beside ``path``, then rename it over it.
 
     ``fill`` returning None abandons the file and leaves ``path`` as it was; so does any error.
     """
@@ -170,6 +170,7 @@ class _Writer:
         """File ids start after this (an incremental update appends to existing rows)."""
         self.n_datasets = 0
         self.n_replicas = 0
+        self.n_files = 0
 
     def write(
         self, datasets: Iterable[Dataset], hosts: Iterable[Host], timeseries: Iterable[TimeSeries],
@@ -200,7 +201,7 @@ class _Writer:
             write_provenance(con, provenance)
         con.execute("commit")
         con.execute("pragma journal_mode=delete")
-        return Counts(self.n_datasets, self.n_replicas, len(self.files))
+        return Counts(self.n_datasets, self.n_replicas, self.n_files)
 
     # -- streaming -----------------------------------------------------------------
 
@@ -260,7 +261,8 @@ class _Writer:
                 k = _file_key(f)
                 fileid = self.files.get(k)
                 if fileid is None:
-                    fileid = self.files[k] = self.file_base + len(self.files) + 1
+                    self.n_files += 1
+                    fileid = self.files[k] = self.file_base + self.n_files
                     meta = (f.name, f.compression, f.lenorig, f.lencompressed, f.modtime, f.checksum)
                     rows["file"].append((fileid, *meta, self.read_blob(f.blob)))
                 rows["repfiles"].append((repid, fileid))
@@ -314,7 +316,7 @@ class _Writer:
 
     def _copy_staged(self, host_ids: dict[str, int], dir_ids: dict[tuple[str, str], int],
                      key_ids: dict[str, int], arch_ids: dict[tuple[str, str, str], int]) -> None:
-        """Copy the staged replica and TAR-index rows into the archive, provisional ids mapped to final ones."""
+        """Copy the staged replica and TAR-index rows into the archive with final ids for provisional ones."""
         con = self.con
         for sql, prov, final in (
             ("insert into temp.hostmap values (?, ?)", self.hosts, host_ids),

@@ -4,11 +4,13 @@ A full build of 100,000 datasets reads every manifest (seconds); after a one-dat
 commit only that dataset's rows differ. :func:`update_aca` copies the existing archive
 beside it, deletes the rows of the changed datasets, inserts their new rows with the same
 row-making code as a full build (:class:`campaignvcs.aca.build._Writer`), and renames the
-copy into place. The result has the same content as a full build; only row ids (and
-therefore row order) may differ, which ADIOS2 does not depend on — except that host,
-directory and key ids must stay dense 1..n: new ones are appended, and when a change
-would leave one unused (a full build would drop it), the update gives up and the caller
-builds in full.
+copy into place. The result has the same content as a full build — the same host rows in
+the same order (ADIOS2 prefers unlisted hosts by rowid), the same directories and keys,
+identical ``file`` rows shared as a full build shares them; only dataset, replica,
+directory, key and file ids (and so row order) may differ, which ADIOS2 reads through
+maps. Host, directory and key ids must stay dense 1..n: new ones are appended, and when
+a change would leave one unused (a full build drops it) or a new host sorts before an
+existing one, the update gives up and the caller builds in full.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from campaignvcs.aca.build import (
     _STAGING,
     Counts,
+    _file_key,
     _host_columns,
     _Writer,
     write_atomically,
     write_provenance,
 )
-from campaignvcs.model import Dataset, Host
+from campaignvcs.model import Dataset, EmbeddedFile, Host
 
 
 def update_aca(
@@ -65,8 +68,15 @@ class _Patcher(_Writer):
             con.execute(ddl)
         self._load_ids()
         before = (len(self.hosts), len(self.dirs), len(self.keys))
+        old_hosts = list(self.hosts)
         touched = self._delete(names)
+        datasets = list(datasets)
+        self._share_existing_files(datasets)
         self._datasets(datasets)
+        new_hosts = list(self.hosts)[len(old_hosts):]
+        if old_hosts and new_hosts and min(new_hosts) < max(old_hosts):
+            con.execute("rollback")  # a full build numbers hosts by name
+            return None
         self._append_lookup_rows(before, hosts)
         self._copy_staged(self.hosts, self.dirs, self.keys, self.archives)  # provisional ids are final here
         if not self._still_dense(touched, hosts):
@@ -88,7 +98,7 @@ class _Patcher(_Writer):
     def _load_ids(self) -> None:
         """Provisional ids := the archive's ids, so staged rows map to themselves."""
         con = self.con
-        self.hosts = {name: i for i, name in con.execute("select rowid, hostname from host")}
+        self.hosts = {name: i for i, name in con.execute("select rowid, hostname from host order by rowid")}
         self.dirs = {(h, d): i for i, h, d in con.execute(
             "select d.rowid, h.hostname, d.name from directory d join host h on h.rowid = d.hostid")}
         self.keys = {k: i for i, k in con.execute("select rowid, keyid from key")}
@@ -110,22 +120,56 @@ class _Patcher(_Writer):
             row = con.execute("select rowid from dataset where name = ?", (name,)).fetchone()
             if row is None:
                 continue
-            for rep, host, folder, key in con.execute(
-                    "select rowid, hostid, dirid, keyid from replica where datasetid = ?", (row[0],)).fetchall():
+            replicas = con.execute(
+                "select rowid, hostid, dirid, keyid, archiveid from replica where datasetid = ?", (row[0],)
+            ).fetchall()
+            for rep, host, folder, key, archive in replicas:
                 hosts.add(host)
                 dirs.add(folder)
                 if key:
                     keys.add(key)
-                files.update(f for (f,) in con.execute("select fileid from repfiles where replicaid = ?", (rep,)))
+                used = con.execute("select fileid from repfiles where replicaid = ?", (rep,))
+                files.update(f for (f,) in used)
                 for sql in ("delete from repfiles where replicaid = ?", "delete from resolution where replicaid = ?",
-                            "delete from accuracy where replicaid = ?", "delete from archiveidx where replicaid = ?"):
+                            "delete from accuracy where replicaid = ?"):
                     con.execute(sql, (rep,))
+                if archive:  # archiveidx is keyed by (archiveid, replicaid, ...)
+                    con.execute("delete from archiveidx where archiveid = ? and replicaid = ?",
+                                (archive, rep))
             con.execute("delete from replica where datasetid = ?", (row[0],))
             con.execute("delete from dataset where rowid = ?", (row[0],))
-        for fileid in files:  # file rows are shared by content: drop only those nothing uses now
-            if con.execute("select 1 from repfiles where fileid = ? limit 1", (fileid,)).fetchone() is None:
-                con.execute("delete from file where fileid = ?", (fileid,))
+        if files:  # file rows are shared by content: drop those nothing uses now (one pass over repfiles)
+            con.execute("create temp table gone(fileid INTEGER PRIMARY KEY)")
+            con.executemany("insert into temp.gone values (?)", ((f,) for f in files))
+            con.execute("delete from temp.gone where fileid in (select fileid from repfiles)")
+            con.execute("delete from file where fileid in (select fileid from temp.gone)")
+            con.execute("drop table temp.gone")
         return hosts, dirs, keys
+
+    def _share_existing_files(self, datasets: list[Dataset]) -> None:
+        """Let the new rows reuse identical ``file`` rows the archive keeps, as a full build shares them."""
+        con = self.con
+        wanted: dict[bytes, EmbeddedFile] = {
+            _file_key(f): f for ds in datasets for r in ds.replicas for f in r.files
+        }
+        if not wanted:
+            return
+        con.execute("create temp table want(checksum TEXT)")
+        con.executemany("insert into temp.want values (?)", {(f.checksum,) for f in wanted.values()})
+        by_meta: dict[tuple, list[int]] = {}
+        for fileid, *meta in con.execute(  # the payload column is read only for candidates
+                "select fileid, name, compression, lenorig, lencompressed, modtime, checksum from file "
+                "where checksum in (select checksum from temp.want)").fetchall():
+            by_meta.setdefault(tuple(meta), []).append(fileid)
+        con.execute("drop table temp.want")
+        for key, f in wanted.items():
+            meta = (f.name, f.compression, f.lenorig, f.lencompressed, f.modtime, f.checksum)
+            payload = None
+            for fileid in sorted(by_meta.get(meta, ())):
+                payload = self.read_blob(f.blob) if payload is None else payload
+                if con.execute("select data from file where fileid = ?", (fileid,)).fetchone()[0] == payload:
+                    self.files[key] = fileid
+                    break
 
     def _append_lookup_rows(self, before: tuple[int, int, int], hosts: Mapping[str, Host]) -> None:
         """Hosts, directories and keys the new rows introduced, appended after the existing (dense) ids."""
@@ -134,7 +178,8 @@ class _Patcher(_Writer):
         con.executemany(
             "insert into host(rowid, hostname, longhostname, modtime, deltime, default_protocol) "
             "values (?, ?, ?, ?, 0, ?)",
-            ((i, name, *_host_columns(hosts.get(name), self.now)) for name, i in self.hosts.items() if i > n_hosts),
+            ((i, name, *_host_columns(hosts.get(name), self.now))
+             for name, i in self.hosts.items() if i > n_hosts),
         )
         con.executemany(
             "insert into directory(rowid, hostid, name, modtime, deltime) values (?, ?, ?, ?, 0)",
@@ -144,19 +189,15 @@ class _Patcher(_Writer):
                         ((i, k) for k, i in self.keys.items() if i > n_keys))
 
     def _still_dense(self, touched: tuple[set[int], set[int], set[int]], hosts: Mapping[str, Host]) -> bool:
-        """False when a host, directory or key the deleted rows used is now unused (a full build drops it)."""
-        con = self.con
+        """False when a host, directory or key the deleted rows used is now unused (a full build drops it).
+
+        Each probe stops at the first row that still uses the id: quick while it is used.
+        """
         host_ids, dir_ids, key_ids = touched
         names = {i: n for n, i in self.hosts.items()}
-        for h in host_ids:
-            if names.get(h) not in hosts and _unused(con, "select 1 from replica where hostid = ? limit 1", h):
-                return False
-        for d in dir_ids:
-            if _unused(con, "select 1 from replica where dirid = ? limit 1", d) and \
-                    _unused(con, "select 1 from archive where dirid = ? limit 1", d):
-                return False
-        return not any(_unused(con, "select 1 from replica where keyid = ? limit 1", k) for k in key_ids)
-
-
-def _unused(con: sqlite3.Connection, sql: str, rowid: int) -> bool:
-    return con.execute(sql, (rowid,)).fetchone() is None
+        probes = [("select 1 from replica where hostid = ? limit 1", h)
+                  for h in host_ids if names.get(h) not in hosts]  # a host with a manifest always stays
+        probes += [("select 1 from replica where keyid = ? limit 1", k) for k in key_ids]
+        probes += [("select 1 from replica where dirid = ? union all select 1 from archive where dirid = ? "
+                    "limit 1", d) for d in dir_ids]
+        return all(self.con.execute(sql, (i,) * sql.count("?")).fetchone() for sql, i in probes)

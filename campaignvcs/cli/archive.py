@@ -21,7 +21,8 @@ from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_op
     help="Leave deleted datasets and replicas out (ADIOS2 2.12 would still show them), "
     "or keep them with their deletion time.",
 )
-@click.option("--exclude-kind", "exclude", multiple=True, type=click.Choice(["ADIOS", "HDF5", "TEXT", "IMAGE"]),
+@click.option("--exclude-kind", "exclude", multiple=True,
+              type=click.Choice(["ADIOS", "HDF5", "TEXT", "IMAGE"]),
               help="Leave out datasets of this kind (repeatable); e.g. HDF5 for the PyPI adios2, which "
               "has no HDF5 engine and refuses a whole archive listing one.")
 @click.option("--full", is_flag=True,

@@ -82,7 +82,9 @@ def build(
         now = commit.commit_time * 1_000_000_000
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            patched = None if full else _update(camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds)
+            patched = None if full else _update(
+                camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds
+            )
             counts = patched[0] if patched else write_aca(
                 path,
                 (d for d in datasets_by_name(camp, commit.tree) if d.kind not in exclude_kinds),
