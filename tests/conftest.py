@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 
@@ -66,3 +67,11 @@ def example_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("example")
     make_data.make_example(str(out))
     return out / "run1"
+
+
+@pytest.fixture
+def data(tmp_path, example_data):
+    """A private copy of the example data (tests may modify it); modules may define their own."""
+    dst = tmp_path / "data"
+    shutil.copytree(example_data, dst)
+    return dst

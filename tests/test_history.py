@@ -17,13 +17,6 @@ from campaignvcs.repo import CampaignRepo
 IDENTITY = b"Bench <bench@example.org>"
 
 
-@pytest.fixture
-def data(tmp_path, example_data):
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
-
-
 def as_author(monkeypatch, name):
     monkeypatch.setenv("CAMP_AUTHOR_NAME", name)
     monkeypatch.setenv("CAMP_AUTHOR_EMAIL", f"{name.lower()}@example.org")

@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 READY = ROOT / "hooks"
 
 
-@pytest.fixture
-def data(tmp_path, example_data):
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
-
-
 def install(root, name, script, mode=0o755):
     """Put a hook file in place by hand (as a user may, instead of camp hooks install)."""
     folder = root / ".git" / "camp" / "hooks"

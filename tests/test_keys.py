@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -71,13 +70,6 @@ def raw_key(path):
     k = Key()
     k.read(str(path))
     return k.get_decrypted_key()
-
-
-@pytest.fixture
-def data(tmp_path, example_data):
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
 
 
 # -- key files -----------------------------------------------------------------------------

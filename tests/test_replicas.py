@@ -17,14 +17,6 @@ from campaignvcs.repo import CampaignRepo
 
 
 @pytest.fixture
-def data(tmp_path, example_data):
-    """A private copy of the example data (tests may modify it)."""
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
-
-
-@pytest.fixture
 def recorded(campaign, camp, data):
     """heat.bp, pressure.bp, mesh.h5, notes.txt and plot.png (with thumbnail) on laptop, committed."""
     camp("--repo", campaign, "add", "heat.bp", "pressure.bp", "mesh.h5", "notes.txt", cwd=data)

@@ -19,13 +19,6 @@ IDENTITY = b"Test Scientist <scientist@example.org>"
 
 
 @pytest.fixture
-def data(tmp_path, example_data):
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
-
-
-@pytest.fixture
 def recorded(campaign, camp, data):
     """BP5, HDF5, image (stored) and text (stored) datasets, committed."""
     camp("--repo", campaign, "add", "heat.bp", "mesh.h5", "notes.txt", cwd=data)

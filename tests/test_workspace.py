@@ -28,14 +28,6 @@ def git(root, *args):
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture
-def data(tmp_path, example_data):
-    """A private copy of the example data (tests may modify it)."""
-    dst = tmp_path / "data"
-    shutil.copytree(example_data, dst)
-    return dst
-
-
 def test_init_makes_a_git_repository_stock_git_reads(campaign, camp):
     assert (campaign / ".git" / "camp" / "campaign").is_file()
     log = git(campaign, "log", "--oneline")
