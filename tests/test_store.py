@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +16,8 @@ from conftest_remote import make_remote, rclone_servers  # noqa: F401  (fixture)
 from test_build import store  # noqa: F401  (fixture)
 
 from campaignvcs.repo import CampaignRepo
+
+CAMP = os.path.join(os.path.dirname(sys.executable), "camp")
 
 
 def head(root) -> str:
@@ -57,34 +62,88 @@ def test_ls_shows_each_archive_with_its_commit_and_repository_and_marks_those_be
     listing = json.loads(camp("store", "ls", "--json", "proj/*").output)
     assert listing["store"] == str(store)
     first, second = listing["entries"]
-    assert (first["name"], first["commit"], first["repository"], first["stale"]) == ("proj/run_001", head(a), str(a), False)
+    assert (first["name"], first["commit"], first["repository"], first["repository_exists"], first["stale"]) == (
+        "proj/run_001", head(a), str(a), True, False)
     assert (second["name"], second["stale"]) == ("proj/run_002", True) and second["commit"] != head(b)
+
+
+def camp_in_terminal(args, answer: str, cwd) -> tuple[int, str]:
+    """Run the real ``camp`` with a terminal as stdin/stdout, answer its question, return (exit code, output)."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen([CAMP, *map(str, args)], stdin=child, stdout=child, stderr=child, cwd=cwd,
+                            env=dict(os.environ), close_fds=True)
+    os.close(child)
+    out = b""
+    try:
+        while b"[y/N]" not in out:
+            ready, _, _ = select.select([main], [], [], 30)
+            assert ready, f"camp never asked: {out!r}"
+            chunk = os.read(main, 4096)
+            assert chunk, f"camp never asked: {out!r}"
+            out += chunk
+        os.write(main, answer.encode() + b"\n")
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(main)
+    return proc.wait(timeout=30), out.decode().replace("\r\n", "\n")
+
+
+def aca_files(store) -> set[str]:
+    return {p.relative_to(store).as_posix() for p in store.rglob("*.aca")}
 
 
 def test_rm_asks_deletes_only_on_yes_and_a_pattern_matching_nothing_deletes_nothing(camp, store, data, tmp_path):
     built_campaign(camp, tmp_path / "a", "proj/run_001", data, "heat.bp")
     built_campaign(camp, tmp_path / "b", "proj/run_002", data, "notes.txt")
     built_campaign(camp, tmp_path / "c", "other/run_001", data, "notes.txt")
-    archives = {p.relative_to(store).as_posix() for p in store.rglob("*.aca")}
+    archives = aca_files(store)
     assert archives == {"proj/run_001.aca", "proj/run_002.aca", "other/run_001.aca"}
 
-    r = camp("store", "rm", "proj", input="n\n", ok=False)
-    assert r.exit_code == 1 and "Delete these 2 archive(s)? [y/N]" in r.output
-    assert f"  {store}/proj/run_001.aca" in r.output
-    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == archives
+    code, out = camp_in_terminal(["store", "rm", "proj"], "n", tmp_path)
+    assert code == 1 and "Delete these 2 archive(s)? [y/N]" in out
+    assert f"  {store}/proj/run_001.aca\n" in out and f"  {store}/proj/run_002.aca\n" in out
+    assert aca_files(store) == archives
+
+    # no terminal to ask on (a script, a pipe): refuse, even with an answer waiting on stdin
+    r = camp("store", "rm", ".", input="y\n", ok=False)
+    assert r.exit_code == 1 and r.stderr == ("camp: error: not deleting 3 archive(s) without asking: "
+                                             "no terminal to confirm on (pass --yes)\n")
+    assert aca_files(store) == archives
 
     r = camp("store", "rm", "proj/*", "nothing*", ok=False)
     assert r.exit_code == 1 and r.stderr == (f"camp: error: no archive in {store} matches 'nothing*' "
                                              "(camp store ls lists them)\n")
-    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == archives
+    assert aca_files(store) == archives
 
-    r = camp("store", "rm", "proj/run_00[2]", input="y\n")
-    assert r.output.endswith(f"removed {store}/proj/run_002.aca\n")
+    code, out = camp_in_terminal(["store", "rm", "proj/run_00[2]"], "y", tmp_path)
+    assert code == 0 and out.endswith(f"removed {store}/proj/run_002.aca\n")
+    assert aca_files(store) == {"proj/run_001.aca", "other/run_001.aca"}
     r = camp("store", "rm", "--yes", "other/*")
     assert r.output == f"removed {store}/other/run_001.aca\n"
     assert not (store / "other").exists()  # the folder it left empty goes too
-    assert {p.relative_to(store).as_posix() for p in store.rglob("*.aca")} == {"proj/run_001.aca"}
+    assert aca_files(store) == {"proj/run_001.aca"}
     assert (tmp_path / "b" / ".git").is_dir()  # repositories are never touched
+
+    # '.' is the whole store, as for hpc_campaign manager rm . — but camp still asks first
+    code, out = camp_in_terminal(["store", "rm", "."], "n", tmp_path)
+    assert code == 1 and f"  {store}/proj/run_001.aca\n" in out and aca_files(store) == {"proj/run_001.aca"}
+    assert camp("store", "rm", "--yes", ".").output == f"removed {store}/proj/run_001.aca\n"
+    assert aca_files(store) == set()
+
+
+def test_ls_says_when_the_repository_that_built_an_archive_is_gone(camp, store, data, tmp_path):
+    a = built_campaign(camp, tmp_path / "a", "run", data, "notes.txt")
+    shutil.rmtree(a)
+    assert camp("store", "ls").output.endswith(f"  {a}  (repository not found)\n")
+    (entry,) = json.loads(camp("store", "ls", "--json").output)["entries"]
+    assert (entry["built_by_camp"], entry["repository_exists"], entry["stale"]) == (True, False, None)
 
 
 def test_store_needs_a_configured_store(camp, tmp_path):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.output import echo_json, format_size, json_option
 from campaignvcs.cli.sync import transfer_progress
+from campaignvcs.errors import BadInput
 
 
 @click.group("store")
@@ -49,16 +52,20 @@ def store_ls_cmd(env: Env, pattern: str | None, as_json: bool) -> None:
 def store_rm_cmd(env: Env, patterns: tuple[str, ...], yes: bool) -> None:
     """Delete the archives whose names match the glob PATTERNS (asks first).
 
-    A folder name stands for everything below it; a pattern that matches nothing is an
-    error and nothing is deleted. Repositories are never touched: 'camp build' makes the
-    archive again.
+    A folder name stands for everything below it and '.' for the whole store; a pattern
+    that matches nothing is an error and nothing is deleted. Without a terminal to ask on,
+    --yes is required. Repositories are never touched: 'camp build' makes the archive again.
     """
     listing = porcelain.store_match(list(patterns), env=env.env)
     if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(f"not deleting {len(listing.entries)} archive(s) without asking: "
+                           "no terminal to confirm on (pass --yes)")
         for e in listing.entries:
             click.echo(f"  {e.path}")
         click.confirm(f"Delete these {len(listing.entries)} archive(s)?", default=False, abort=True)
-    removed = porcelain.store_rm([e.name for e in listing.entries], env=env.env)
+    removed = porcelain.store_rm(list(patterns), yes=True, env=env.env,
+                                 confirmed=[e.name for e in listing.entries])
     for e in removed.entries:
         click.echo(f"removed {e.path}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from campaignvcs.config import load_user_config
@@ -36,6 +36,8 @@ class StoreEntry:
     built_by_camp: bool
     commit: str | None = None
     repository: str | None = None
+    repository_exists: bool | None = None
+    """Whether the repository that built it is still a campaign there (None: not camp's)."""
     stale: bool | None = None
     """True: its repository's HEAD has moved on; None: unknown (not camp's, or the repository is gone)."""
 
@@ -93,9 +95,20 @@ def store_match(patterns: Sequence[str], env: Mapping[str, str] | None = None) -
     return StoreListing(store, [_entry(store, n, heads, env) for n in sorted(chosen)])
 
 
-def store_rm(patterns: Sequence[str], env: Mapping[str, str] | None = None) -> StoreListing:
-    """Delete the matching archives (the CLI asks first); empty folders they leave are removed too."""
+def store_rm(patterns: Sequence[str], yes: bool = False, env: Mapping[str, str] | None = None,
+             confirmed: Collection[str] | None = None) -> StoreListing:
+    """Delete the matching archives; empty folders they leave are removed too.
+
+    ``yes`` says the user confirmed (the CLI asks, showing ``store_match``): without it
+    nothing is deleted, so no caller deletes a whole store by passing ``"."`` alone.
+    ``confirmed`` (the names the user was shown) leaves alone archives that started
+    matching after the question was asked.
+    """
     listing = store_match(patterns, env)
+    if not yes:
+        raise BadInput(f"camp store rm would delete {len(listing.entries)} archive(s): confirm, or pass --yes")
+    if confirmed is not None:
+        listing = StoreListing(listing.store, [e for e in listing.entries if e.name in set(confirmed)])
     for entry in listing.entries:
         try:
             os.unlink(entry.path)
@@ -170,8 +183,13 @@ def _archive_names(store: str) -> list[str]:
 
 
 def _matches(name: str, pattern: str) -> bool:
-    """Glob on archive names; a folder name matches everything below it (``proj`` → ``proj/*``)."""
+    """Glob on archive names; a folder name matches everything below it (``proj`` → ``proj/*``).
+
+    ``.`` is the whole store, as in ``hpc_campaign manager rm .``.
+    """
     pattern = pattern.removesuffix(ACA_SUFFIX).strip("/")
+    if pattern in (".", ""):
+        return True
     return fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern + "/")
 
 
@@ -186,7 +204,8 @@ def _entry(store: str, name: str, heads: dict[str, str | None], env: Mapping[str
     repository = built.get("repository")
     head = _head_of(repository, heads, env) if repository else None
     stale = None if head is None else head != built["commit"]
-    return StoreEntry(name, path, st.st_size, st.st_mtime, True, built["commit"], repository, stale)
+    return StoreEntry(name, path, st.st_size, st.st_mtime, True, built["commit"], repository,
+                      head is not None, stale)
 
 
 def _head_of(repository: str, heads: dict[str, str | None], env: Mapping[str, str]) -> str | None:
