@@ -25,7 +25,7 @@ DICT_AFTER = 2000
 
 class _Pack(NamedTuple):
     data: mmap.mmap
-    idx: bytes
+    idx: mmap.mmap
     count: int
 
 
@@ -58,10 +58,18 @@ class PackReader:
             self._loaded.add(name)
 
     def _add_pack(self, base: str) -> None:
-        """Map a pack and keep its index bytes; nothing is parsed until a lookup needs it."""
+        """Map a pack and its index; nothing is parsed until a lookup needs it.
+
+        The index is mapped, not read: at 100,000 datasets it is 12 MB, of which a
+        one-dataset add touches a few pages.
+        """
         with open(base + ".idx", "rb") as f:
-            idx = f.read()
+            try:
+                idx = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:
+                return  # an empty index: not a pack to read
         if idx[:4] != b"\377tOc" or struct.unpack(">I", idx[4:8])[0] != 2:
+            idx.close()
             return  # an old index format: leave those objects to dulwich
         count = struct.unpack(">I", idx[8 + 255 * 4: 8 + 256 * 4])[0]
         fd = os.open(base + ".pack", os.O_RDONLY)
@@ -144,6 +152,7 @@ class PackReader:
         """Unmap every pack."""
         for pack in self._packs:
             pack.data.close()
+            pack.idx.close()
         for fd in self._files:
             os.close(fd)
         self._packs.clear()

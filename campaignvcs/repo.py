@@ -10,20 +10,28 @@ committing cost O(change), not O(campaign) as a git index of 200,000 entries wou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import socket
-import tempfile
+import struct
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
-from dulwich.repo import Repo
+from typing import TYPE_CHECKING
+
+from dulwich.config import ConfigFile, StackedConfig
+from dulwich.objects import Commit, ShaFile, Tree, parse_tree, serialize_tree, sorted_tree_items
+from dulwich.refs import DiskRefsContainer
 
 from campaignvcs import layout
 from campaignvcs.errors import CampError, NotACampaign, RepoLocked, UnknownRevision
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.packreader import PackReader
+
+if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
+    from dulwich.repo import Repo
 
 TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
@@ -34,6 +42,11 @@ PACK_THRESHOLD = 64
 PACK_COMPRESSION = 1
 """zlib level for packs camp writes: most blobs are zlib streams already."""
 
+BLOB_TYPE, TREE_TYPE = 3, 2
+TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+"""git object type numbers (as in packs) → type names (as in object headers)."""
+TYPE_NUMBERS = {name: number for number, name in TYPE_NAMES.items()}
+
 _UNSET = object()
 Entry = tuple[int, bytes]
 """A tree entry value: (mode, hex object id)."""
@@ -42,7 +55,7 @@ Entry = tuple[int, bytes]
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = make_temp(folder, "." + os.path.basename(path) + ".", ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -54,6 +67,39 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _has(cfg: ConfigFile, section: bytes, name: bytes) -> bool:
+    try:
+        cfg.get((section,), name)
+    except KeyError:
+        return False
+    return True
+
+
+def make_temp(folder: str, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new file (mode 0600) with a unique name in ``folder``: (fd, path), like ``tempfile.mkstemp``.
+
+    Written here because importing :mod:`tempfile` (with shutil, bz2, lzma, random) costs
+    more than a one-dataset ``camp add`` spends writing.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        path = os.path.join(folder, prefix + os.urandom(6).hex() + suffix)
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+
+
+def _hostname() -> str:
+    """This machine's name as ``socket.gethostname()`` gives it (uname's node name), for lock files."""
+    try:
+        return os.uname().nodename
+    except AttributeError:  # not POSIX
+        import socket
+
+        return socket.gethostname()
 
 
 def find_root(start: str) -> str:
@@ -99,10 +145,15 @@ class CampaignRepo:
         self.root = os.path.abspath(root)
         self.git_dir = os.path.join(self.root, ".git")
         self.camp_dir = os.path.join(self.git_dir, "camp")
-        self._repo = Repo(self.git_dir)
-        self.store = self._repo.object_store
-        self.refs = self._repo.refs
-        self._pending: dict[bytes, ShaFile] = {}
+        self._dulwich: Repo | None = None
+        # The refs container dulwich's Repo would make, without opening a Repo (which imports
+        # and sets up more than a one-dataset add spends); reflog lines go through _write_reflog.
+        self.refs = DiskRefsContainer(self.git_dir, self.git_dir, logger=self._write_reflog)
+        self._plain: bool | None = None
+        self._pending: dict[bytes, tuple[int, bytes]] = {}
+        """Objects to write: hex id → (git type number, raw content)."""
+        self._dense: set[bytes] = set()
+        self._dirs: dict[str, str] = {}
         self._tree_cache: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
         self._reader: PackReader | None = None
         self._commit_cache: dict[bytes, Commit] = {}
@@ -132,6 +183,8 @@ class CampaignRepo:
             what = "a campaign" if os.path.isfile(os.path.join(path, ".git", "camp", "campaign")) else "a git"
             raise CampError(f"{path} is already {what} repository")
         os.makedirs(path, exist_ok=True)
+        from dulwich.repo import Repo
+
         repo = Repo.init(path)
         try:
             cfg = repo.get_config()
@@ -157,7 +210,49 @@ class CampaignRepo:
         self._release_lock()
         if self._reader is not None:
             self._reader.close()
-        self._repo.close()
+        if self._dulwich is not None:
+            self._dulwich.close()
+
+    @property
+    def _repo(self) -> Repo:
+        """The dulwich repository, opened on first use (walks, config writes, unusual settings)."""
+        if self._dulwich is None:
+            from dulwich.repo import Repo
+
+            self._dulwich = Repo(self.git_dir)
+        return self._dulwich
+
+    @property
+    def store(self) -> BaseObjectStore:
+        """dulwich's object store (camp's own reads and writes use :meth:`read_raw` and :meth:`flush`)."""
+        return self._repo.object_store
+
+    def _config(self) -> ConfigFile:
+        """``.git/config`` as dulwich's ``Repo.get_config`` reads it."""
+        path = os.path.join(self.git_dir, "config")
+        try:
+            return ConfigFile.from_path(path)
+        except FileNotFoundError:
+            cfg = ConfigFile()
+            cfg.path = path
+            return cfg
+
+    def _is_plain(self) -> bool:
+        """True unless the config asks for what only dulwich's Repo does right.
+
+        That is shared-repository permissions, other compression levels, fsync'ed object
+        files, per-worktree config or a repository format camp does not know; then loose
+        objects and reflog lines are written by dulwich instead of by this class.
+        """
+        if self._plain is None:
+            cfg = self._config()
+            special = [(b"core", b"sharedRepository"), (b"core", b"looseCompression"),
+                       (b"core", b"compression"), (b"core", b"fsyncObjectFiles"),
+                       (b"extensions", b"worktreeconfig")]
+            self._plain = not any(_has(cfg, sec, key) for sec, key in special)
+            if _has(cfg, b"core", b"repositoryformatversion"):
+                self._plain = self._plain and cfg.get(b"core", b"repositoryformatversion") in (b"0", b"1")
+        return self._plain
 
     def __enter__(self) -> CampaignRepo:
         return self
@@ -170,7 +265,7 @@ class CampaignRepo:
     def config_get(self, section: str, name: str) -> str | None:
         """A value from ``.git/config`` (local to this clone, never shared)."""
         try:
-            return self._repo.get_config().get(section.encode(), name.encode()).decode()
+            return self._config().get(section.encode(), name.encode()).decode()
         except KeyError:
             return None
 
@@ -186,7 +281,10 @@ class CampaignRepo:
 
     def identity_from_config(self) -> bytes | None:
         """``Name <email>`` from git config (repo, then user), if both are set."""
-        stack = self._repo.get_config_stack()
+        if self._is_plain():  # what Repo.get_config_stack gives, without opening a Repo
+            stack = StackedConfig([self._config(), *StackedConfig.default_backends()])
+        else:
+            stack = self._repo.get_config_stack()
         try:
             name = stack.get(b"user", b"name")
             email = stack.get(b"user", b"email")
@@ -221,7 +319,7 @@ class CampaignRepo:
                         "(if no camp process is running, remove that file)"
                     ) from None
                 time.sleep(0.05)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        os.write(fd, f"{_hostname()} {os.getpid()}\n".encode())
         self._lock_fd = fd
         # Another writer may have moved the branch or staged before we got the lock.
         self._head = _UNSET
@@ -246,7 +344,7 @@ class CampaignRepo:
                 host, pid = f.read().split()
         except (OSError, ValueError):
             return False
-        if host != socket.gethostname():
+        if host != _hostname():
             return False
         try:
             os.kill(int(pid), 0)
@@ -265,56 +363,148 @@ class CampaignRepo:
 
     # -- objects -------------------------------------------------------------------
 
-    def add_blob(self, data: bytes) -> bytes:
-        """Queue a blob for writing; returns its hex id (identical data → same id)."""
-        blob = Blob.from_string(data)
-        self._queue(blob)
-        return blob.id
+    def add_blob(self, data: bytes, dense: bool = False) -> bytes:
+        """Queue a blob for writing; returns its hex id (identical data → same id).
+
+        ``dense``: the data is compressed or encrypted already, so a pack stores it without
+        another zlib pass (saves a zlib set-up per object, which costs more than small data).
+        """
+        oid = self._queue_raw(BLOB_TYPE, bytes(data))
+        if dense:
+            self._dense.add(oid)
+        return oid
 
     def _queue(self, obj: ShaFile) -> None:
-        if obj.id not in self._pending:
-            self._pending[obj.id] = obj
+        oid = obj.id
+        if oid not in self._pending:
+            self._pending[oid] = (obj.type_num, obj.as_raw_string())
+
+    def _queue_raw(self, type_num: int, raw: bytes) -> bytes:
+        """Queue an object given as its raw content (no dulwich object: hashing is all it costs)."""
+        digest = hashlib.sha1(b"%s %d\0" % (TYPE_NAMES[type_num], len(raw)))
+        digest.update(raw)
+        oid = digest.hexdigest().encode()
+        if oid not in self._pending:
+            self._pending[oid] = (type_num, raw)
+        return oid
 
     def flush(self) -> None:
         """Write queued objects: loose when few, one pack when many."""
         if not self._pending:
             return
-        todo = list(self._pending.values())
+        todo = list(self._pending.items())
         self._pending.clear()
+        dense, self._dense = self._dense, set()
         if len(todo) > PACK_THRESHOLD:
             # No "already stored?" check: git allows an object in several packs, and probing
             # every pack index for each object costs more than writing the few duplicates.
-            self._write_pack(todo)
+            self._write_pack(todo, dense)
             if self._reader is not None:
                 self._reader.refresh()
         else:
-            for obj in todo:
-                if obj.id not in self.store:
-                    self.store.add_object(obj)
+            for oid, (type_num, raw) in todo:
+                self._write_loose(oid, type_num, raw)
 
-    def _write_pack(self, objects: list[ShaFile]) -> None:
+    def _write_loose(self, oid: bytes, type_num: int, raw: bytes) -> None:
+        """Store one object as a loose file unless it is stored already.
+
+        As dulwich's ``DiskObjectStore.add_object`` does: mode 0444, zlib's default level,
+        a temporary file renamed into place, an existing copy freshened.
+        """
+        if not self._is_plain():
+            if oid not in self.store:
+                self.store.add_object(ShaFile.from_raw_string(type_num, raw, sha=oid))
+            return
+        hex_id = oid.decode()
+        folder = os.path.join(self.git_dir, "objects", hex_id[:2])
+        path = os.path.join(folder, hex_id[2:])
+        try:
+            os.utime(path, None)  # there already: freshen it (git gc prunes old unreferenced loose objects)
+            return
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            pass  # another user's object: write it out again for a fresh time
+        if self._pack_reader().read(oid) is not None:
+            return
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = make_temp(folder, "tmp_obj_", "")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(zlib.compress(b"%s %d\0" % (TYPE_NAMES[type_num], len(raw)) + raw))
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _pack_reader(self) -> PackReader:
+        if self._reader is None:
+            self._reader = PackReader(os.path.join(self.git_dir, "objects"))
+        return self._reader
+
+    def _write_reflog(self, ref: bytes, old_sha: bytes, new_sha: bytes, committer: bytes | None,
+                      timestamp: int | None, timezone: int | None, message: bytes) -> None:
+        """Append one reflog line, as dulwich's Repo does.
+
+        The Repo writes it itself when it must find the committer in git config (a ref
+        moved without one) or fix shared-repository permissions.
+        """
+        if committer is None or not self._is_plain():
+            self._repo._write_reflog(ref, old_sha, new_sha, committer, timestamp, timezone, message)
+            return
+        from dulwich.reflog import format_reflog_line
+
+        path = os.path.join(self.git_dir, "logs", os.fsdecode(ref))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        when = int(time.time()) if timestamp is None else timestamp
+        line = format_reflog_line(old_sha, new_sha, committer, when, timezone or 0, message)
+        with open(path, "ab") as f:
+            f.write(line + b"\n")
+
+    def _write_pack(self, objects: list[tuple[bytes, tuple[int, bytes]]], dense: Collection[bytes] = ()) -> None:
         """Write one undeltified pack and its index, then rename them into place.
 
-        dulwich's ``add_objects`` re-reads and re-indexes the pack it has just written,
-        which costs more than writing it; here the index comes from the write itself.
-        The ``.idx`` appears last, and readers only use a pack whose index exists.
+        The pack is written here rather than by dulwich's ``write_pack_objects``, whose
+        per-object generator chain costs more than the data for small objects, and whose
+        ``add_objects`` re-reads and re-indexes the pack it has just written; the index
+        comes from the write itself. Objects in ``dense`` (compressed or encrypted
+        payloads) are stored in zlib's uncompressed block format instead of deflated
+        again. The ``.idx`` appears last, and readers only use a pack whose index exists.
         """
-        from dulwich.pack import write_pack_index, write_pack_objects
+        from dulwich.pack import write_pack_index
 
         pack_dir = os.path.join(self.git_dir, "objects", "pack")
         os.makedirs(pack_dir, exist_ok=True)
-        fd, tmp_pack = tempfile.mkstemp(dir=pack_dir, prefix="tmp_camp_", suffix=".pack")
+        fd, tmp_pack = make_temp(pack_dir, "tmp_camp_", ".pack")
         tmp_idx = tmp_pack[:-5] + ".idx"
         try:
+            entries: list[tuple[bytes, int, int]] = []
+            digest = hashlib.sha1()
             with os.fdopen(fd, "wb") as f:
-                entries, checksum = write_pack_objects(
-                    f.write, [(o, None) for o in objects], self._repo.object_format, deltify=False,
-                    compression_level=PACK_COMPRESSION,
-                )
+                chunks = [b"PACK" + struct.pack(">II", 2, len(objects))]
+                offset = len(chunks[0])
+                for oid, (type_num, raw) in objects:
+                    body = _stored_zlib(raw) if oid in dense else zlib.compress(raw, PACK_COMPRESSION)
+                    head = _pack_entry_header(type_num, len(raw))
+                    entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body, zlib.crc32(head))))
+                    chunks += (head, body)
+                    offset += len(head) + len(body)
+                    if len(chunks) > 512:
+                        data = b"".join(chunks)
+                        digest.update(data)
+                        f.write(data)
+                        chunks = []
+                data = b"".join(chunks)
+                digest.update(data)
+                checksum = digest.digest()
+                f.write(data + checksum)
                 f.flush()
                 os.fsync(f.fileno())
+            entries.sort()
             with open(tmp_idx, "wb") as f:
-                write_pack_index(f, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum)
+                write_pack_index(f, entries, checksum)
                 f.flush()
                 os.fsync(f.fileno())
             base = os.path.join(pack_dir, "pack-" + checksum.hex())
@@ -327,9 +517,12 @@ class CampaignRepo:
 
     def read_object(self, oid: bytes) -> ShaFile:
         """An object from the queue or the store."""
-        obj = self._pending.get(oid)
-        if obj is not None:
-            return obj
+        queued = self._pending.get(oid)
+        if queued is not None:
+            return ShaFile.from_raw_string(queued[0], queued[1], sha=oid)
+        got = self._pack_reader().read(oid)
+        if got is not None and got[0] in TYPE_NUMBERS:
+            return ShaFile.from_raw_string(TYPE_NUMBERS[got[0]], got[1], sha=oid)
         try:
             return self.store[oid]
         except KeyError:
@@ -337,12 +530,10 @@ class CampaignRepo:
 
     def read_raw(self, oid: bytes) -> tuple[bytes, bytes]:
         """(type name, content) of an object: the fast path for whole-campaign passes."""
-        obj = self._pending.get(oid)
-        if obj is not None:
-            return obj.type_name, obj.as_raw_string()
-        if self._reader is None:
-            self._reader = PackReader(os.path.join(self.git_dir, "objects"))
-        got = self._reader.read(oid)
+        queued = self._pending.get(oid)
+        if queued is not None:
+            return TYPE_NAMES[queued[0]], queued[1]
+        got = self._pack_reader().read(oid)
         if got is None:
             obj = self.read_object(oid)
             got = obj.type_name, obj.as_raw_string()
@@ -499,9 +690,7 @@ class CampaignRepo:
         """Apply path → entry changes to tree ``base``; queues new trees, returns the root id."""
         root = self._apply(base, {tuple(p.split("/")): v for p, v in changes.items()})
         if root is None:
-            empty = Tree()
-            self._queue(empty)
-            return empty.id
+            return self._queue_raw(TREE_TYPE, b"")
         return root
 
     def _apply(self, base: bytes | None, changes: dict[tuple[str, ...], Entry | None]) -> bytes | None:
@@ -527,12 +716,9 @@ class CampaignRepo:
                 items[name.encode()] = (TREE_MODE, new)
         if not items:
             return None
-        tree = Tree()
-        for name_b, (mode, oid) in items.items():
-            tree.add(name_b, mode, oid)
-        self._queue(tree)
-        self._tree_cache[tree.id] = items
-        return tree.id
+        tree_id = self._queue_raw(TREE_TYPE, tree_bytes(items))
+        self._tree_cache[tree_id] = items
+        return tree_id
 
     # -- staging -------------------------------------------------------------------
 
@@ -611,7 +797,8 @@ class CampaignRepo:
         commit.message = message.encode("utf-8") if message.endswith("\n") else (message + "\n").encode("utf-8")
         self._queue(commit)
         self.flush()
-        if not self.refs.set_if_equals(b"HEAD", head, commit.id, message=b"commit: " + message.encode()[:60]):
+        if not self.refs.set_if_equals(b"HEAD", head, commit.id, committer=identity, timestamp=now,
+                                       timezone=offset, message=b"commit: " + message.encode()[:60]):
             raise CampError("the branch moved while committing; nothing was committed, run the command again")
         self._head = commit.id
         self._staging = Staging(commit.id.decode(), {})
@@ -636,7 +823,7 @@ class CampaignRepo:
 
     def dataset(self, name: str, commit: bytes | None = None) -> Dataset | None:
         """A dataset by name (default: staged state), or None."""
-        path = layout.dataset_dir(name) + "/" + layout.MANIFEST
+        path = self._dataset_dir(name) + "/" + layout.MANIFEST
         entry = self.current(path) if commit is None else self.lookup(self.tree_of(commit), path)
         if entry is None:
             return None
@@ -693,17 +880,57 @@ class CampaignRepo:
         """
         for data in payloads.values():
             self.add_blob(data)
-        tree = Tree()
-        tree.add(layout.MANIFEST.encode(), BLOB_MODE, self.add_blob(dataset.dumps()))
+        items = {layout.MANIFEST.encode(): (BLOB_MODE, self.add_blob(dataset.dumps()))}
         for entry_name, blob in embedded_entries(dataset).items():
-            tree.add(entry_name.encode(), BLOB_MODE, blob.encode())
-        self._queue(tree)
-        self.stage(layout.dataset_dir(dataset.name), (TREE_MODE, tree.id))
-        return tree.id
+            items[entry_name.encode()] = (BLOB_MODE, blob.encode())
+        tree_id = self._queue_raw(TREE_TYPE, tree_bytes(items))
+        self.stage(self._dataset_dir(dataset.name), (TREE_MODE, tree_id))
+        return tree_id
+
+    def _dataset_dir(self, name: str) -> str:
+        """:func:`layout.dataset_dir`, remembered: an add looks each name up, then stages it."""
+        found = self._dirs.get(name)
+        if found is None:
+            found = self._dirs[name] = layout.dataset_dir(name)
+        return found
 
     def stage_json(self, path: str, data: bytes | None) -> None:
         """Stage a manifest file at ``path`` (None: remove it)."""
         self.stage(path, None if data is None else (BLOB_MODE, self.add_blob(data)))
+
+
+def tree_bytes(items: dict[bytes, tuple[int, bytes]]) -> bytes:
+    """Raw content of a git tree with these entries (name → (mode, hex id)), in git's order."""
+    return b"".join(serialize_tree(sorted_tree_items(items, False)))
+
+
+def _pack_entry_header(type_num: int, size: int) -> bytes:
+    """A pack entry's type and size (git's variable-length encoding, 4 bits then 7 per byte)."""
+    out = bytearray()
+    byte = (type_num << 4) | (size & 0x0F)
+    size >>= 4
+    while size:
+        out.append(byte | 0x80)
+        byte = size & 0x7F
+        size >>= 7
+    out.append(byte)
+    return bytes(out)
+
+
+_STORED_BLOCK = 0xFFFF
+
+
+def _stored_zlib(data: bytes) -> bytes:
+    """``data`` as a valid zlib stream of uncompressed (stored) deflate blocks, without zlib's set-up."""
+    out = [b"\x78\x01"]  # deflate, 32 KiB window, no dictionary; (0x78 << 8 | 0x01) % 31 == 0
+    if not data:
+        out.append(b"\x01\x00\x00\xff\xff")
+    for start in range(0, len(data), _STORED_BLOCK):
+        block = data[start:start + _STORED_BLOCK]
+        final = 1 if start + _STORED_BLOCK >= len(data) else 0
+        out += (struct.pack("<BHH", final, len(block), len(block) ^ 0xFFFF), block)
+    out.append(struct.pack(">I", zlib.adler32(data)))
+    return b"".join(out)
 
 
 def embedded_entries(dataset: Dataset) -> dict[str, str]:

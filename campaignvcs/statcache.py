@@ -26,6 +26,8 @@ create table if not exists replica(
     PRIMARY KEY (host, dataset, path));
 create index if not exists replica_dataset on replica(dataset);
 """
+CREATE = "begin;\n" + SCHEMA + "commit;\n"
+"""A new cache's tables, in one transaction (one commit instead of one per statement)."""
 CACHE_VERSION = "4"
 """Bumped whenever the table changes; an older cache is simply rebuilt."""
 
@@ -69,6 +71,10 @@ class StatCache:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if not os.path.exists(path):
+            self._con = sqlite3.connect(path)
+            self._create()
+            return
         self._con = sqlite3.connect(path)
         try:
             self._con.executescript(SCHEMA)
@@ -84,9 +90,13 @@ class StatCache:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         self._con = sqlite3.connect(self.path)
-        self._con.executescript(SCHEMA)
-        with self._con:
-            self._con.execute("insert into meta(key, value) values (?, ?)", ("version", CACHE_VERSION))
+        self._create()
+
+    def _create(self) -> None:
+        """Tables in one transaction (one commit instead of one per statement), then the version."""
+        self._con.executescript(CREATE)
+        with self._con:  # "or replace": a status that ran at the same moment may have written it too
+            self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("version", CACHE_VERSION))
 
     def close(self) -> None:
         """Close the database."""
@@ -115,13 +125,14 @@ class StatCache:
 
     def update(self, datasets: Iterable[Dataset], removed: Iterable[str] = ()) -> None:
         """Replace the rows of these datasets (and drop those of ``removed`` names)."""
+        latest = {ds.name: ds for ds in datasets}  # a name given twice: its last state counts
         with self._con:
             self._con.execute("delete from meta where key = ?", ("token",))
-            for ds in datasets:
-                self._con.execute("delete from replica where dataset = ?", (ds.name,))
-                self._con.executemany(
-                    "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)", (_row(r) for r in rows_of(ds))
-                )
+            self._con.executemany("delete from replica where dataset = ?", ((name,) for name in latest))
+            self._con.executemany(
+                "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)",
+                (_row(r) for ds in latest.values() for r in rows_of(ds)),
+            )
             self._con.executemany("delete from replica where dataset = ?", ((n,) for n in removed))
 
     def paths(self) -> Iterator[tuple[str, str]]:

@@ -9,8 +9,11 @@ hpc-campaign's time per dataset.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import stat
 import struct
 
 from campaignvcs.errors import UnreadableDataset
@@ -22,21 +25,29 @@ MAGIC = b"ADIOS-BP"
 
 
 def extract(path: str) -> Extracted:
-    """Describe the BP dataset directory ``path``."""
+    """Describe the BP dataset directory ``path``.
+
+    One ``scandir`` of the folder gives every stat needed (md.idx's time, profiling.json's,
+    the total size), and each metadata file is read with one ``read``: at 1,000 datasets
+    per ``camp add`` the system calls are a third of the time that is not zlib.
+    """
     try:
-        idx_stat = os.stat(os.path.join(path, "md.idx"))
+        top, size = _scan(path)
+        idx_stat = top["md.idx"]
     except OSError as exc:
         raise UnreadableDataset(f"{path}: cannot read ADIOS2 dataset ({exc.strerror})") from None
-    index = read_file(os.path.join(path, "md.idx"))
-    version = bp_version(path, index)
+    except KeyError:
+        raise UnreadableDataset(f"{path}: cannot read ADIOS2 dataset ({os.strerror(errno.ENOENT)})") from None
+    index = read_file(os.path.join(path, "md.idx"), idx_stat.st_size)
+    version = bp_version(path, index, top)
     # md.idx is rewritten at every step ADIOS2 appends (the folder's mtime does not move), so
     # its mtime is the dataset's: status notices appends with one stat, ADIOS2's cache refreshes.
     mtime = idx_stat.st_mtime_ns
     payloads: list[Payload] = []
     if version in (4, 5):
-        md0 = read_file(os.path.join(path, "md.0"))
+        md0 = read_file(os.path.join(path, "md.0"), top["md.0"].st_size)
         if version == 5:
-            mmd0 = read_file(os.path.join(path, "mmd.0"))
+            mmd0 = read_file(os.path.join(path, "mmd.0"), top["mmd.0"].st_size)
             meta = b"BP5     " + struct.pack("<QQQ", len(md0), len(mmd0), len(index)) + md0 + mmd0 + index
         else:
             meta = b"BP4     " + struct.pack("<QQ", len(md0), len(index)) + md0 + index
@@ -50,21 +61,52 @@ def extract(path: str) -> Extracted:
             digest.update(data)
             payloads.append(compressed_payload(name, data, os.stat(os.path.join(path, name)).st_mtime_ns))
         checksum = digest.hexdigest()
-    profiling = os.path.join(path, "profiling.json")
-    if os.path.isfile(profiling):
-        payloads.append(compressed_payload("profiling.json", read_file(profiling), os.stat(profiling).st_mtime_ns))
-    replica = ExtractedReplica(size=folder_size(path), mtime=mtime, checksum=checksum, payloads=tuple(payloads))
+    profiling = top.get("profiling.json")
+    if profiling is not None and stat.S_ISREG(profiling.st_mode):
+        data = read_file(os.path.join(path, "profiling.json"), profiling.st_size)
+        payloads.append(compressed_payload("profiling.json", data, profiling.st_mtime_ns))
+    replica = ExtractedReplica(size=size, mtime=mtime, checksum=checksum, payloads=tuple(payloads))
     return Extracted(kind="ADIOS", modtime=mtime, replicas=(replica,))
 
 
-def bp_version(path: str, index: bytes) -> int:
-    """BP format version from the md.idx header; UnreadableDataset if it is not one."""
+def _scan(path: str) -> tuple[dict[str, os.stat_result], int]:
+    """(name → stat of every top-level entry, following links; :func:`folder_size` of ``path``).
+
+    A file whose stat fails (a dangling link) raises OSError: its size cannot be counted.
+    """
+    top: dict[str, os.stat_result] = {}
+    total = 0
+    with os.scandir(path) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    top[entry.name] = entry.stat()
+                total += folder_size(entry.path)
+            else:
+                st = entry.stat()
+                top[entry.name] = st
+                total += st.st_size
+    return top, total
+
+
+def bp_version(path: str, index: bytes, top: dict[str, os.stat_result] | None = None) -> int:
+    """BP format version from the md.idx header; UnreadableDataset if it is not one.
+
+    ``top``: the folder's entries from :func:`_scan`, to check md.0 / mmd.0 without a stat each.
+    """
     if len(index) < INDEX_HEADER_SIZE or not index.startswith(MAGIC):
         raise UnreadableDataset(f"{path}: not a readable ADIOS2 dataset (md.idx has no BP index header)")
+
+    def is_file(name: str) -> bool:
+        if top is None:
+            return os.path.isfile(os.path.join(path, name))
+        st = top.get(name)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
     version = index[VERSION_OFFSET]
-    if version == 5 and not os.path.isfile(os.path.join(path, "mmd.0")):
+    if version == 5 and not is_file("mmd.0"):
         raise UnreadableDataset(f"{path}: not a readable ADIOS2 dataset (BP5 without mmd.0)")
-    if version in (4, 5) and not os.path.isfile(os.path.join(path, "md.0")):
+    if version in (4, 5) and not is_file("md.0"):
         raise UnreadableDataset(f"{path}: not a readable ADIOS2 dataset (md.0 is missing)")
     return version
 

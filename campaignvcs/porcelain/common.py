@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 
 from campaignvcs.config import load_user_config
@@ -59,12 +58,16 @@ def identity(repo: CampaignRepo | None, env: Mapping[str, str]) -> bytes:
     configured = repo.identity_from_config() if repo is not None else user_identity_from_git_config()
     if configured:
         return configured
+    import socket  # here, not at the top: most commands never get this far
+
     user = env.get("USER") or env.get("LOGNAME") or "camp"
     return f"{user} <{user}@{socket.gethostname()}>".encode()
 
 
 def long_host_name() -> str:
     """This machine's FQDN without a leading ``loginN.``/``batchN.`` (as hpc-campaign records it)."""
+    import socket
+
     fqdn = socket.getfqdn()
     first, _, rest = fqdn.partition(".")
     if rest and (first.startswith("login") or first.startswith("batch")) and first[5:].isdigit():

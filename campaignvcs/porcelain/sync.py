@@ -605,12 +605,12 @@ class Tracking:
 
 def tracking(camp: CampaignRepo) -> Tracking | None:
     """Ahead/behind against ``refs/remotes/<default remote>/main``, if it was ever fetched or pushed."""
-    from campaignvcs.remote.sync import ahead_behind, tracking_ref
-
     try:
         name, _url = _pick_remote(camp, None)
     except BadInput:
         return None
+    from campaignvcs.remote.sync import ahead_behind, tracking_ref  # after: camp status without remotes skips it
+
     try:
         theirs = camp.refs[tracking_ref(name)]
     except KeyError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import uuid
@@ -109,33 +108,88 @@ def add(
     with open_repo(repo, cwd, env) as camp:
         host_name = HostName(resolve_host(camp, host, env))
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
-        sources = _read_sources(paths, name, cwd, options, progress)
-        from campaignvcs.porcelain.hooks import post_hook, pre_add_hook, pre_commit_hook
-
+        sources = _read_sources(paths, name, cwd, options, progress, _processes(env))
         committed = None
         with camp.lock():
-            pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
+            if _installed(camp, "pre-add"):
+                from campaignvcs.porcelain.hooks import pre_add_hook
+
+                pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
             results = _stage_sources(camp, sources, host_name, encrypt, key_id)
             if message is not None and camp.staged_changes():
-                committed = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
+                committed = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
         if committed is not None:  # after the lock: a post-commit hook may run camp push
-            post_hook(camp, "post-commit", env, warn, commit=committed.id)
+            _post_commit(camp, env, warn, committed.id)
         return results
 
 
+def _installed(camp: CampaignRepo, hook: str) -> bool:
+    """Whether a ``hook`` hook is installed.
+
+    The hook runner is loaded only then: one stat instead of an import that costs more
+    than a whole one-dataset ``camp add``.
+    """
+    from campaignvcs.hooks import find_hook
+
+    return find_hook(camp.camp_dir, hook) is not None
+
+
+def _pre_commit(camp: CampaignRepo, env: Mapping[str, str], message: str) -> None:
+    if _installed(camp, "pre-commit"):
+        from campaignvcs.porcelain.hooks import pre_commit_hook
+
+        pre_commit_hook(camp, env, message)
+
+
+def _post_commit(camp: CampaignRepo, env: Mapping[str, str], warn: Callable[[str], None] | None,
+                 commit: str) -> None:
+    if _installed(camp, "post-commit"):
+        from campaignvcs.porcelain.hooks import post_hook
+
+        post_hook(camp, "post-commit", env, warn, commit=commit)
+
+
 def _read_sources(
-    paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None
+    paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None,
+    processes: int | None = None,
 ) -> list[_Source]:
-    """Read every path before anything is staged (threads were measured slower: the GIL)."""
-    sources = []
-    for i, given in enumerate(paths):
-        sources.append(_read_source(given, name, cwd, options))
+    """Read every path before anything is staged.
+
+    Many paths are read by forked worker processes (threads were measured slower: the
+    GIL), with the same results and the same first error as one process would give.
+    ``processes``: None chooses (see :mod:`campaignvcs.extract.parallel`), 1 never forks.
+    """
+    if len(paths) == 1:
+        sources = [_read_source(paths[0], name, cwd, options)]
         if progress:
-            progress(i + 1, len(paths))
-    return sources
+            progress(1, 1)
+        return sources
+    from campaignvcs.extract.parallel import map_in_order
+
+    real: dict[str, str] = {}  # one realpath per folder, not per dataset (it lstats every component)
+
+    def realpath(folder: str) -> str:
+        found = real.get(folder)
+        if found is None:
+            found = real[folder] = os.path.realpath(folder)
+        return found
+
+    return map_in_order(lambda given: _read_source(given, name, cwd, options, realpath), paths, processes,
+                        progress)
 
 
-def _read_source(given: str, name: str | None, cwd: str, options: Options) -> _Source:
+def _processes(env: Mapping[str, str]) -> int | None:
+    """``CAMP_JOBS``: how many processes read datasets (1: only this one); unset: camp chooses."""
+    value = env.get("CAMP_JOBS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"invalid CAMP_JOBS: {value!r} (a number of processes, 1 for no worker processes)")
+    return int(value)
+
+
+def _read_source(given: str, name: str | None, cwd: str, options: Options,
+                 realpath: Callable[[str], str] = os.path.realpath) -> _Source:
     if not given or "\0" in given:
         raise BadInput(f"invalid path: {given!r}")
     shown = os.path.normpath(given)
@@ -144,9 +198,9 @@ def _read_source(given: str, name: str | None, cwd: str, options: Options) -> _S
     extracted = extract(full, kind, options)
     if os.path.isabs(given):
         # ADIOS2 reads dir + "/" + path: record the real folder and the base name.
-        directory, path = os.path.realpath(os.path.dirname(shown)), os.path.basename(shown)
+        directory, path = realpath(os.path.dirname(shown)), os.path.basename(shown)
     else:
-        directory, path = os.path.realpath(cwd), shown
+        directory, path = realpath(cwd), shown
     ds_name = DatasetName(name if name is not None else shown)
     if not ds_name or "\0" in ds_name:
         raise BadInput(f"invalid dataset name: {ds_name!r}")
@@ -192,8 +246,8 @@ def _stage_into(
                 uuid=before.uuid if before is not None else uuid.uuid4().hex,
                 kind=src.extracted.kind,
                 modtime=src.extracted.modtime,
+                replicas=before.replicas if before else (),
             )
-            dataset = dataclasses.replace(dataset, replicas=before.replicas if before else ())
             action = "added"
         else:
             dataset = before
@@ -208,7 +262,7 @@ def _stage_into(
                     # ADIOS2 copies an uncompressed keyed object at its sealed length: compress it.
                     p = compressed_payload(p.name, p.data, p.modtime)
                 data, checksum = encrypt(p) if encrypt else (p.data, p.checksum)
-                blob = camp.add_blob(data)
+                blob = camp.add_blob(data, dense=bool(encrypt) or p.compression != 0)
                 store[blob] = data
                 files.append(
                     EmbeddedFile(p.name, BlobId(blob.decode()), p.compression, p.lenorig, p.lencompressed, p.modtime,
@@ -348,24 +402,26 @@ def commit(message: str, repo: str | None = None, cwd: str | None = None,
     The ``pre-commit`` hook runs under the lock just before the commit is written (it
     can refuse); ``post-commit`` runs once the lock is released (a failure goes to ``warn``).
     """
-    from campaignvcs.porcelain.hooks import post_hook, pre_commit_hook
-
     env = environ(env)
     if not message or not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
     with open_repo(repo, cwd, env) as camp:
         with camp.lock():
-            result = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
-        post_hook(camp, "post-commit", env, warn, commit=result.id)
+            result = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
+        _post_commit(camp, env, warn, result.id)
         return result
 
 
 def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str],
                    before: Callable[[], None] | None = None) -> CommitResult:
     """Commit the staging area; the caller holds the lock. ``before`` runs once there is something to commit."""
-    from campaignvcs.porcelain.sync import end_merge, merge_parents  # a pull may have left a merge to finish
+    parents: list[bytes] = []
+    # A pull may have left a merge to finish (porcelain.sync keeps it in MERGE_HEAD); the
+    # check comes first because importing the sync module costs more than a commit.
+    if os.path.exists(os.path.join(camp.camp_dir, "MERGE_HEAD")):
+        from campaignvcs.porcelain.sync import merge_parents
 
-    parents = merge_parents(camp)
+        parents = merge_parents(camp)
     changes = camp.staged_changes()
     if not changes and not parents:
         raise CampError("nothing to commit (use 'camp add' to record datasets)")
@@ -378,6 +434,8 @@ def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str],
     finally:
         cache.close()
     if parents:
+        from campaignvcs.porcelain.sync import end_merge
+
         end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
     return CommitResult(oid.decode(), message, count)
