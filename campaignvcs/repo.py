@@ -487,7 +487,7 @@ class CampaignRepo:
                 offset = len(chunks[0])
                 for oid, (type_num, raw) in objects:
                     body = _stored_zlib(raw) if oid in dense else zlib.compress(raw, PACK_COMPRESSION)
-                    head = _pack_entry_header(type_num, len(raw))
+                    head = pack_entry_header(type_num, len(raw))
                     entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body, zlib.crc32(head))))
                     chunks += (head, body)
                     offset += len(head) + len(body)
@@ -904,7 +904,7 @@ def tree_bytes(items: dict[bytes, tuple[int, bytes]]) -> bytes:
     return b"".join(serialize_tree(sorted_tree_items(items, False)))
 
 
-def _pack_entry_header(type_num: int, size: int) -> bytes:
+def pack_entry_header(type_num: int, size: int) -> bytes:
     """A pack entry's type and size (git's variable-length encoding, 4 bits then 7 per byte)."""
     out = bytearray()
     byte = (type_num << 4) | (size & 0x0F)

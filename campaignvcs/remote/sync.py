@@ -35,7 +35,16 @@ from campaignvcs.merge import Merged, merge_campaign, merge_dataset, merge_host,
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.remote.layout import PACK_RE, RemoteLayout, parse_ref
 from campaignvcs.remote.rclone import Rclone, RemoteError, redact
-from campaignvcs.repo import BLOB_MODE, TREE_MODE, CampaignRepo, Entry, atomic_write, embedded_entries
+from campaignvcs.repo import (
+    BLOB_MODE,
+    TREE_MODE,
+    TYPE_NUMBERS,
+    CampaignRepo,
+    Entry,
+    atomic_write,
+    embedded_entries,
+    pack_entry_header,
+)
 
 Progress = Callable[[str, int, int], None]
 """Called with (what, bytes done, bytes total) during transfers."""
@@ -48,7 +57,6 @@ LOCK_SETTLE_SECONDS = 0.3
 """Time between writing the lock and reading it back: a concurrent writer shows up by then."""
 PACK_COMPRESSION = 1
 FAULT_POINTS = ("after-pack", "after-aca", "before-ref")
-_TYPE_NUM = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 
 
 class NonFastForward(RemoteError):
@@ -217,7 +225,7 @@ def write_pack(camp: CampaignRepo, oids: Iterable[bytes], folder: str) -> PackFi
         offset = 12
         for oid in oids:
             kind, data = camp.read_raw(oid)
-            header = _object_header(_TYPE_NUM[kind], len(data))
+            header = pack_entry_header(TYPE_NUMBERS[kind], len(data))
             body = header + zlib.compress(data, PACK_COMPRESSION)
             entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body) & 0xFFFFFFFF))
             write(body)
@@ -231,18 +239,6 @@ def write_pack(camp: CampaignRepo, oids: Iterable[bytes], folder: str) -> PackFi
     with open(idx, "wb") as f:
         write_pack_index(f, sorted(entries), checksum)
     return PackFiles(name, pack, idx, len(oids))
-
-
-def _object_header(type_num: int, size: int) -> bytes:
-    out = bytearray()
-    byte = (type_num << 4) | (size & 0x0F)
-    size >>= 4
-    while size:
-        out.append(byte | 0x80)
-        byte = size & 0x7F
-        size >>= 7
-    out.append(byte)
-    return bytes(out)
 
 
 def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> int:
