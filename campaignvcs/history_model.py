@@ -283,9 +283,9 @@ def pair_renames(changes: list[DatasetChange], uuids: dict[str, str]) -> list[Da
 # -- hosts and series -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ArchiveRef:
-    """An archival location: a directory (``tarname`` "") or a TAR file in it."""
+    """An archival location: a directory (``tarname`` "") or a TAR file in it (ordered, for listings)."""
 
     dir: str
     tarname: str

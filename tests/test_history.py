@@ -347,3 +347,17 @@ def test_history_of_a_merge_reports_only_what_the_merge_brought(campaign, camp, 
         ("base", "appeared"),
         ("copy to cluster", "appeared"),
     ]
+
+
+def test_diff_lists_two_archives_added_on_one_host(campaign, camp):
+    """Two archival locations on the same host in one change: diff orders them, never an internal error."""
+    camp("--repo", campaign, "archive", "add", "fs", "tape01", "/a")
+    camp("--repo", campaign, "archive", "add", "HPSS", "tape01", "/b")
+    camp("--repo", campaign, "archive", "add", "fs", "tape01", "/b", "run.tar")
+    d = jrun(camp, "--repo", campaign, "diff")
+    (host,) = d["hosts"]
+    assert [(a["dir"], a["tarname"], a["system"]) for a in host["archives_added"]] == [
+        ("/a", "", "fs"), ("/b", "", "HPSS"), ("/b", "run.tar", "fs")
+    ]
+    text = camp("--repo", campaign, "diff").output
+    assert text.index("/a") < text.index("/b")
