@@ -29,6 +29,27 @@ class _Pack(NamedTuple):
     count: int
 
 
+def _valid_count(idx: mmap.mmap, data: mmap.mmap | None) -> int | None:
+    """The object count of a complete pack and index, or None.
+
+    Complete means: the index is as long as its count says, its fan-out never decreases,
+    the pack starts with a header of the same count, and the pack checksum the index
+    records is the one the pack ends with. Four comparisons, no hashing.
+    """
+    if data is None or len(idx) < SHAS_AT + 40 or len(data) < 32 or data[:4] != b"PACK":
+        return None
+    count = struct.unpack(">I", idx[8 + 255 * 4: 8 + 256 * 4])[0]
+    tables = SHAS_AT + count * 28
+    if len(idx) < tables + 40 or (len(idx) - tables - 40) % 8:
+        return None
+    fanout = struct.unpack(">256I", idx[8:SHAS_AT])
+    if any(a > b for a, b in zip(fanout, fanout[1:])):
+        return None
+    if struct.unpack(">I", data[8:12])[0] != count or idx[-40:-20] != data[-20:]:
+        return None
+    return count
+
+
 class PackReader:
     """Undeltified objects of the packs in one ``objects/pack`` folder, plus loose objects."""
 
@@ -49,8 +70,8 @@ class PackReader:
         except FileNotFoundError:
             return
         for name in sorted(names):
-            if not name.endswith(".idx") or name in self._loaded:
-                continue
+            if not name.endswith(".idx") or name in self._loaded or name.startswith("tmp_"):
+                continue  # tmp_*: a killed writer's leftover (camp before 0.2 named them *.idx too)
             base = os.path.join(pack_dir, name[:-4])
             if not os.path.exists(base + ".pack"):
                 continue
@@ -71,9 +92,16 @@ class PackReader:
         if idx[:4] != b"\377tOc" or struct.unpack(">I", idx[4:8])[0] != 2:
             idx.close()
             return  # an old index format: leave those objects to dulwich
-        count = struct.unpack(">I", idx[8 + 255 * 4: 8 + 256 * 4])[0]
         fd = os.open(base + ".pack", os.O_RDONLY)
-        data = mmap.mmap(fd, os.fstat(fd).st_size, access=mmap.ACCESS_READ)
+        size = os.fstat(fd).st_size
+        data = mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else None
+        count = _valid_count(idx, data)
+        if data is None or count is None:
+            idx.close()
+            if data is not None:
+                data.close()
+            os.close(fd)
+            return  # incomplete or damaged: never read from it (camp fsck reports it)
         self._packs.append(_Pack(data, idx, count))
         self._files.append(fd)
         if self._index is not None:

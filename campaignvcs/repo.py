@@ -16,18 +16,21 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dulwich.config import ConfigFile, StackedConfig
 from dulwich.objects import Commit, ShaFile, Tree, parse_tree, serialize_tree, sorted_tree_items
 from dulwich.refs import DiskRefsContainer
 
 from campaignvcs import layout
-from campaignvcs.errors import CampError, NotACampaign, RepoLocked, UnknownRevision
+from campaignvcs.errors import CampError, NotACampaign, UnknownRevision
+from campaignvcs.faults import fault
+from campaignvcs.lockfile import RepoLock
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.packreader import PackReader
+from campaignvcs.tempfiles import make_temp, remove_quietly, sweep, writer_running
 
 if TYPE_CHECKING:
     from dulwich.object_store import BaseObjectStore
@@ -37,6 +40,10 @@ TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
 BRANCH = b"refs/heads/main"
 LOCK_WAIT_SECONDS = 3.0
+REF_LOCK_PATIENCE = 1.0
+ORPHAN_PACK_AGE = 600.0
+"""Seconds after which a ``.pack`` without its ``.idx`` is a leftover (a live writer renames the idx next)."""
+"""Seconds a ref lock must stay unchanged, while camp holds its own lock, to count as a leftover."""
 PACK_THRESHOLD = 64
 """Write a pack instead of loose objects when one operation adds more objects than this."""
 PACK_COMPRESSION = 1
@@ -53,7 +60,11 @@ Entry = tuple[int, bytes]
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never half of one."""
+    """Write ``data`` to ``path`` so readers see the old or the new file, never half of one.
+
+    The temporary file names its writer (see :mod:`campaignvcs.tempfiles`), so one left by a
+    killed process is swept by the next writer.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = make_temp(folder, "." + os.path.basename(path) + ".", ".tmp")
     try:
@@ -64,8 +75,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -75,31 +85,6 @@ def _has(cfg: ConfigFile, section: bytes, name: bytes) -> bool:
     except KeyError:
         return False
     return True
-
-
-def make_temp(folder: str, prefix: str, suffix: str) -> tuple[int, str]:
-    """A new file (mode 0600) with a unique name in ``folder``: (fd, path), like ``tempfile.mkstemp``.
-
-    Written here because importing :mod:`tempfile` (with shutil, bz2, lzma, random) costs
-    more than a one-dataset ``camp add`` spends writing.
-    """
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        path = os.path.join(folder, prefix + os.urandom(6).hex() + suffix)
-        try:
-            return os.open(path, flags, 0o600), path
-        except FileExistsError:
-            continue
-
-
-def _hostname() -> str:
-    """This machine's name as ``socket.gethostname()`` gives it (uname's node name), for lock files."""
-    try:
-        return os.uname().nodename
-    except AttributeError:  # not POSIX
-        import socket
-
-        return socket.gethostname()
 
 
 def find_root(start: str) -> str:
@@ -112,6 +97,62 @@ def find_root(start: str) -> str:
         if parent == path:
             raise NotACampaign(f"not a campaign repository (or any parent up to /): {os.path.abspath(start)}")
         path = parent
+
+
+class Refs(DiskRefsContainer):
+    """dulwich's refs on disk, where a ref lock left by a killed process does not wedge the repository.
+
+    camp moves refs only while it holds the repository lock, so then no camp process can
+    hold a ref lock (``refs/heads/main.lock``), and stock git holds one for milliseconds: a
+    ref lock that stays unchanged for :data:`REF_LOCK_PATIENCE` seconds is a leftover and
+    is removed. Without camp's lock the error names the file and the command that clears it.
+    """
+
+    under_lock: Callable[[], bool] = staticmethod(lambda: False)
+
+    def set_if_equals(self, *args: Any, **kwargs: Any) -> bool:
+        """As dulwich's, past leftover ref locks."""
+        return self._past_locks(super().set_if_equals, *args, **kwargs)
+
+    def add_if_new(self, *args: Any, **kwargs: Any) -> bool:
+        """As dulwich's, past leftover ref locks."""
+        return self._past_locks(super().add_if_new, *args, **kwargs)
+
+    def remove_if_equals(self, *args: Any, **kwargs: Any) -> bool:
+        """As dulwich's, past leftover ref locks."""
+        return self._past_locks(super().remove_if_equals, *args, **kwargs)
+
+    def set_symbolic_ref(self, *args: Any, **kwargs: Any) -> None:
+        """As dulwich's, past leftover ref locks."""
+        self._past_locks(super().set_symbolic_ref, *args, **kwargs)
+
+    def _past_locks(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from dulwich.file import FileLocked
+
+        seen: dict[str, tuple[int, int, float]] = {}
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return op(*args, **kwargs)
+            except FileLocked as exc:
+                path = os.fsdecode(exc.lockfilename)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            now = time.monotonic()
+            key = (st.st_ino, st.st_mtime_ns)
+            first = seen.setdefault(path, (*key, now))
+            if first[:2] != key:
+                seen[path] = (*key, now)
+            elif self.under_lock() and now - first[2] >= REF_LOCK_PATIENCE:
+                remove_quietly(path)
+                continue
+            if now >= deadline:
+                raise CampError(
+                    f"a git ref is locked: {path} (if no git or camp process is running here, remove it: rm {path})"
+                )
+            time.sleep(0.05)
 
 
 @dataclass
@@ -148,7 +189,8 @@ class CampaignRepo:
         self._dulwich: Repo | None = None
         # The refs container dulwich's Repo would make, without opening a Repo (which imports
         # and sets up more than a one-dataset add spends); reflog lines go through _write_reflog.
-        self.refs = DiskRefsContainer(self.git_dir, self.git_dir, logger=self._write_reflog)
+        self.refs = Refs(self.git_dir, self.git_dir, logger=self._write_reflog)
+        self.refs.under_lock = lambda: self._lock.held
         self._plain: bool | None = None
         self._pending: dict[bytes, tuple[int, bytes]] = {}
         """Objects to write: hex id → (git type number, raw content)."""
@@ -159,7 +201,9 @@ class CampaignRepo:
         self._commit_cache: dict[bytes, Commit] = {}
         self._head: bytes | None | object = _UNSET
         self._staging: Staging | None = None
-        self._lock_fd: int | None = None
+        self._lock = RepoLock(os.path.join(self.camp_dir, "lock"))
+        self.fault: str | None = None
+        """A fault point to die at (``CAMP_FAULT``, set by porcelain; tests only)."""
 
     # -- opening -------------------------------------------------------------------
 
@@ -219,6 +263,7 @@ class CampaignRepo:
         if self._dulwich is None:
             from dulwich.repo import Repo
 
+            self._sweep_legacy_packs()
             self._dulwich = Repo(self.git_dir)
         return self._dulwich
 
@@ -301,64 +346,106 @@ class CampaignRepo:
 
     @contextlib.contextmanager
     def lock(self, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-        """Hold the repository lock; waits briefly, then names the lock in the error."""
-        if self._lock_fd is not None:
+        """Hold the repository lock; waits briefly, then names the lock and its holder in the error.
+
+        A lock whose holder is gone is broken (see :mod:`campaignvcs.lockfile`); once held,
+        the leftovers of killed writers are swept before anything is written.
+        """
+        if self._lock.held:
             yield
             return
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                if self._break_stale_lock():
-                    continue
-                if time.monotonic() >= deadline:
-                    raise RepoLocked(
-                        f"repository is locked by another camp process: {self.lock_path} "
-                        "(if no camp process is running, remove that file)"
-                    ) from None
-                time.sleep(0.05)
-        os.write(fd, f"{_hostname()} {os.getpid()}\n".encode())
-        self._lock_fd = fd
+        self._lock.acquire(wait)
         # Another writer may have moved the branch or staged before we got the lock.
         self._head = _UNSET
         self._staging = None
         try:
+            self.sweep_leftovers()
             yield
             self.flush()
         finally:
-            self._release_lock()
+            self._lock.release()
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)
+        self._lock.release()
 
-    def _break_stale_lock(self) -> bool:
-        """Remove a lock left by a dead process on this host; True if removed."""
+    def sweep_leftovers(self) -> list[str]:
+        """Remove temporaries of writers that are gone (half-written packs, objects, files); returns their paths.
+
+        Runs under the lock. Temporaries from camp before 0.2 (``tmp_camp_*`` packs, whose
+        partial ``.idx`` git and dulwich would load) have no live writer and always go.
+        """
+        objects = os.path.join(self.git_dir, "objects")
+        pack_dir = os.path.join(objects, "pack")
+        removed = sweep(pack_dir, ("tmp_pack_", "tmp_idx_"))
+        removed += sweep(objects, ("tmp_obj_",))
+        removed += sweep(self.camp_dir, (".",), suffix=".tmp")
+        removed += sweep(self.camp_dir, ("tmp-fetch-",))
+        now = time.time()
+        for path in self._orphan_packs():
+            with contextlib.suppress(OSError):
+                if now - os.stat(path).st_mtime > ORPHAN_PACK_AGE:
+                    os.unlink(path)
+                    removed.append(path)
+        return removed + self._sweep_legacy_packs()
+
+    def _orphan_packs(self) -> list[str]:
+        """``.pack`` files without their ``.idx``: a writer killed between its two renames (never read)."""
+        pack_dir = os.path.join(self.git_dir, "objects", "pack")
         try:
-            with open(self.lock_path, encoding="utf-8") as f:
-                host, pid = f.read().split()
-        except (OSError, ValueError):
-            return False
-        if host != _hostname():
-            return False
+            names = set(os.listdir(pack_dir))
+        except OSError:
+            return []
+        return sorted(os.path.join(pack_dir, n) for n in names
+                      if n.endswith(".pack") and not n.startswith("tmp_") and n[:-5] + ".idx" not in names)
+
+    def leftovers(self) -> list[tuple[str, str]]:
+        """(path, what it is and what clears it) of every lock and temporary a killed process may have left.
+
+        None of them is ever read as data; ``camp status`` and ``camp fsck`` name them so
+        nobody has to guess whether a file in ``.git`` matters.
+        """
+        from campaignvcs.lockfile import leftover_locks
+
+        found = []
+        for holder in leftover_locks(self.git_dir):
+            if holder.path == self._lock.path:
+                clears = ("the next camp command that writes removes it" if holder.state == "gone"
+                          else f"if no camp process runs on {holder.host}, remove it: rm {holder.path}")
+                found.append((holder.path, f"repository lock held by {holder.describe()}; {clears}"))
+            else:
+                found.append((holder.path, f"git ref lock left by a killed process ({holder.age:.0f} s old); the next "
+                                           f"camp command that moves it removes it, or: rm {holder.path}"))
+        objects = os.path.join(self.git_dir, "objects")
+        temps = [(os.path.join(objects, "pack"), ("tmp_pack_", "tmp_idx_", "tmp_camp_"), ""),
+                 (objects, ("tmp_obj_",), ""), (self.camp_dir, (".",), ".tmp"), (self.camp_dir, ("tmp-fetch-",), "")]
+        for folder, prefixes, suffix in temps:
+            with contextlib.suppress(OSError):
+                for name in sorted(os.listdir(folder)):
+                    if name.startswith(prefixes) and name.endswith(suffix) and not writer_running(name):
+                        found.append((os.path.join(folder, name), "temporary file of an interrupted write; the next "
+                                      "camp command that writes removes it"))
+        for path in self._orphan_packs():
+            found.append((path, "pack without its index (an interrupted write, never read); the next camp command "
+                                "that writes removes it once it is ten minutes old"))
+        return found
+
+    def _sweep_legacy_packs(self) -> list[str]:
+        """Remove ``tmp_camp_*`` pack temporaries of camp before 0.2 (no live writer makes them now).
+
+        They end in ``.pack``/``.idx``, so git and dulwich load a killed writer's partial
+        index and fail on every read; removing them needs no lock, and readers do it too.
+        """
+        pack_dir = os.path.join(self.git_dir, "objects", "pack")
         try:
-            os.kill(int(pid), 0)
-            return False
-        except ProcessLookupError:
-            pass
-        except (PermissionError, ValueError):
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.lock_path)
-        return True
+            names = [n for n in os.listdir(pack_dir) if n.startswith("tmp_camp_")]
+        except OSError:
+            return []
+        paths = [os.path.join(pack_dir, n) for n in names]
+        remove_quietly(*paths)
+        return paths
 
     def _require_lock(self) -> None:
-        if self._lock_fd is None:
+        if not self._lock.held:
             raise RuntimeError("repository write without the lock")
 
     # -- objects -------------------------------------------------------------------
@@ -428,15 +515,15 @@ class CampaignRepo:
         if self._pack_reader().read(oid) is not None:
             return
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = make_temp(folder, "tmp_obj_", "")
+        # The temporary sits in objects/ itself (same file system), where the next writer's
+        # sweep finds a killed writer's leftover with one listing instead of 256.
+        fd, tmp = make_temp(os.path.dirname(folder), "tmp_obj_", "", 0o444)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(zlib.compress(b"%s %d\0" % (TYPE_NAMES[type_num], len(raw)) + raw))
-            os.chmod(tmp, 0o444)
             os.replace(tmp, path)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            remove_quietly(tmp)
             raise
 
     def _pack_reader(self) -> PackReader:
@@ -477,8 +564,11 @@ class CampaignRepo:
 
         pack_dir = os.path.join(self.git_dir, "objects", "pack")
         os.makedirs(pack_dir, exist_ok=True)
-        fd, tmp_pack = make_temp(pack_dir, "tmp_camp_", ".pack")
-        tmp_idx = tmp_pack[:-5] + ".idx"
+        # git's naming: neither temporary ends in .pack or .idx, so no reader (git, dulwich,
+        # PackReader) loads a half-written one; the next writer sweeps them if we are killed.
+        fd, tmp_pack = make_temp(pack_dir, "tmp_pack_")
+        idx_fd, tmp_idx = make_temp(pack_dir, "tmp_idx_")
+        os.close(idx_fd)
         try:
             entries: list[tuple[bytes, int, int]] = []
             digest = hashlib.sha1()
@@ -499,21 +589,26 @@ class CampaignRepo:
                 data = b"".join(chunks)
                 digest.update(data)
                 checksum = digest.digest()
-                f.write(data + checksum)
+                f.write(data[:len(data) // 2])
+                f.flush()
+                fault(self.fault, "pack-half-written")
+                f.write(data[len(data) // 2:] + checksum)
                 f.flush()
                 os.fsync(f.fileno())
             entries.sort()
             with open(tmp_idx, "wb") as f:
                 write_pack_index(f, entries, checksum)
                 f.flush()
+                fault(self.fault, "pack-index-written")
                 os.fsync(f.fileno())
             base = os.path.join(pack_dir, "pack-" + checksum.hex())
+            os.chmod(tmp_pack, 0o444)
+            os.chmod(tmp_idx, 0o444)
             os.replace(tmp_pack, base + ".pack")
+            fault(self.fault, "pack-before-index")
             os.replace(tmp_idx, base + ".idx")
         finally:
-            for leftover in (tmp_pack, tmp_idx):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover)
+            remove_quietly(tmp_pack, tmp_idx)
 
     def read_object(self, oid: bytes) -> ShaFile:
         """An object from the queue or the store."""
@@ -749,6 +844,7 @@ class CampaignRepo:
         """Write the staging area atomically (objects first, so it never points at nothing)."""
         self._require_lock()
         self.flush()
+        fault(self.fault, "stage-before-index")
         atomic_write(self.index_path, self.staging().to_bytes())
 
     def staged_changes(self) -> dict[str, tuple[Entry | None, Entry | None]]:
@@ -797,9 +893,11 @@ class CampaignRepo:
         commit.message = message.encode("utf-8") if message.endswith("\n") else (message + "\n").encode("utf-8")
         self._queue(commit)
         self.flush()
+        fault(self.fault, "commit-before-ref")
         if not self.refs.set_if_equals(b"HEAD", head, commit.id, committer=identity, timestamp=now,
                                        timezone=offset, message=b"commit: " + message.encode()[:60]):
             raise CampError("the branch moved while committing; nothing was committed, run the command again")
+        fault(self.fault, "commit-after-ref")
         self._head = commit.id
         self._staging = Staging(commit.id.decode(), {})
         atomic_write(self.index_path, self._staging.to_bytes())

@@ -6,6 +6,16 @@ live, non-archived replica of the staged state (HEAD + staging area): absolute p
 kind, size and mtime as recorded. It is keyed by a token of (HEAD, staging area); when
 the token does not match (another tool moved HEAD, a crash between two writes) it is
 rebuilt from the manifests. It is never shared and never part of history.
+
+A timestamp alone never decides that data is unchanged (git's "racily clean" rule):
+each row also keeps the *signature* of its files as last verified — size, mtime, ctime
+and inode of the file, or of a BP dataset's ``md.idx``, ``md.0`` and ``mmd.0`` (never the
+folder) — and when that was taken (``stamp``). A row is clean only if the signature is
+unchanged and every mtime in it is older than the stamp by more than
+:data:`RACY_MARGIN_NS`; otherwise its content is compared with the recorded checksum (as
+``camp verify`` does) and the signature refreshed when it matches. ``touch -r``
+(ctime moves), a rewrite of the same size in the same clock tick (the mtime is within
+the margin), an append right after ``camp add`` — each ends in a content check.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from campaignvcs.model import Dataset
@@ -22,14 +33,31 @@ from campaignvcs.model import Dataset
 SCHEMA = """
 create table if not exists meta(key TEXT PRIMARY KEY, value TEXT);
 create table if not exists replica(
-    dataset TEXT, host TEXT, path TEXT, probe TEXT, kind TEXT, size INT, mtime INT,
+    dataset TEXT, host TEXT, path TEXT, kind TEXT, size INT, mtime INT, checksum TEXT,
+    digest TEXT, sig TEXT, stamp INT,
     PRIMARY KEY (host, dataset, path));
 create index if not exists replica_dataset on replica(dataset);
 """
 CREATE = "begin;\n" + SCHEMA + "commit;\n"
 """A new cache's tables, in one transaction (one commit instead of one per statement)."""
-CACHE_VERSION = "4"
+CACHE_VERSION = "5"
 """Bumped whenever the table changes; an older cache is simply rebuilt."""
+RACY_MARGIN_NS = 2_000_000_000
+"""A file whose mtime is this close to (or after) the moment it was read may change again unseen.
+
+File systems keep times coarsely (1 s on some, 2 s on FAT; a shared file system's clock
+may also be a little off ours), so a write just after camp read a file can leave the
+same mtime: such rows get a content check until their files are older than this.
+"""
+BP_METADATA = ("md.idx", "md.0", "mmd.0")
+"""The files of a BP dataset whose signature stands for the dataset (ADIOS2 rewrites them at every step)."""
+_INSERT = ("insert or replace into replica(dataset, host, path, kind, size, mtime, checksum, digest, sig, stamp) "
+           "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_VERIFIED = "select host, path, size, mtime, checksum, digest, sig, stamp from replica where sig is not null"
+_VERIFIED_OF = _VERIFIED + " and dataset = ?"
+
+ContentDigest = Callable[[str, str], str]
+"""(kind, path) → the checksum ``camp add`` would record for it now (raises OSError/CampError if unreadable)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,7 @@ class CachedReplica:
     kind: str
     size: int
     mtime: int
+    checksum: str
 
 
 def rows_of(dataset: Dataset) -> list[CachedReplica]:
@@ -52,7 +81,8 @@ def rows_of(dataset: Dataset) -> list[CachedReplica]:
     for r in dataset.live_replicas():
         if r.archive is not None or is_thumbnail(dataset, r.path):
             continue
-        rows.append(CachedReplica(dataset.name, r.host, os.path.join(r.dir, r.path), dataset.kind, r.size, r.mtime))
+        rows.append(CachedReplica(dataset.name, r.host, os.path.join(r.dir, r.path), dataset.kind, r.size, r.mtime,
+                                  r.checksum))
     return rows
 
 
@@ -66,13 +96,44 @@ def state_token(head: bytes | None, staging: bytes) -> str:
     return (head or b"-").decode() + ":" + hashlib.sha1(staging).hexdigest()
 
 
+def signature(kind: str, path: str) -> tuple[str, int]:
+    """(signature, newest mtime) of what stands for the replica at ``path``; OSError if it is gone.
+
+    A file: its size, mtime, ctime and inode. A BP folder: the same of md.idx, md.0 and
+    mmd.0 (a missing md.0/mmd.0 is part of the signature; a missing md.idx raises).
+    """
+    if kind != "ADIOS":
+        st = os.stat(path)
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}", st.st_mtime_ns
+    parts = []
+    newest = 0
+    for i, name in enumerate(BP_METADATA):
+        try:
+            st = os.stat(os.path.join(path, name))
+        except FileNotFoundError:
+            if i == 0:
+                raise
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}")
+        newest = max(newest, st.st_mtime_ns)
+    return ";".join(parts), newest
+
+
+def _sig_or_none(kind: str, path: str) -> str | None:
+    try:
+        return signature(kind, path)[0]
+    except OSError:
+        return None
+
+
 class StatCache:
-    """The cache file ``.git/camp/statcache.sqlite``."""
+    """The cache file ``.git/camp/statcache.sqlite`` (mode 0600: it holds digests of keyed data)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         if not os.path.exists(path):
-            self._con = sqlite3.connect(path)
+            self._con = self._connect()
             self._create()
             return
         self._con = sqlite3.connect(path)
@@ -84,12 +145,18 @@ class StatCache:
         if version is None or version[0] != CACHE_VERSION:
             self._recreate()
 
+    def _connect(self) -> sqlite3.Connection:
+        """A new database file, private to its owner before anything is written into it."""
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return sqlite3.connect(self.path)
+
     def _recreate(self) -> None:
         """Start over: the cache is derived data, private to this clone."""
         self._con.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        self._con = sqlite3.connect(self.path)
+        self._con = self._connect()
         self._create()
 
     def _create(self) -> None:
@@ -112,56 +179,108 @@ class StatCache:
         with self._con:
             self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("token", token))
 
+    def _verified(self, names: Iterable[str] | None = None) -> dict[tuple, tuple]:
+        """(host, path, size, mtime, checksum) → (digest, sig, stamp) of rows whose signature was taken.
+
+        A rebuilt or rewritten row keeps what was verified of the same record (the same
+        replica under another dataset name after ``camp mv``, or the same state read
+        again). ``names``: only rows of these datasets (default: all).
+        """
+        if names is None:
+            rows: Iterable[tuple] = self._con.execute(_VERIFIED)
+        else:
+            rows = (row for name in names for row in self._con.execute(_VERIFIED_OF, (name,)))
+        return {tuple(row[:5]): tuple(row[5:]) for row in rows}
+
     def replace_all(self, datasets: Iterable[Dataset], token: str) -> None:
         """Rebuild from every dataset of the staged state."""
+        known = self._verified()
         with self._con:
             self._con.execute("delete from meta where key = ?", ("token",))
             self._con.execute("delete from replica")
             self._con.executemany(
-                "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)",
-                (_row(r) for ds in datasets for r in rows_of(ds)),
+                _INSERT,
+                (_row(r, known) for ds in datasets for r in rows_of(ds)),
             )
             self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("token", token))
 
-    def update(self, datasets: Iterable[Dataset], removed: Iterable[str] = ()) -> None:
-        """Replace the rows of these datasets (and drop those of ``removed`` names)."""
+    def update(self, datasets: Iterable[Dataset], removed: Iterable[str] = (),
+               fresh: Mapping[tuple[str, str], str] | None = None, stamp: int = 0) -> None:
+        """Replace the rows of these datasets (and drop those of ``removed`` names).
+
+        ``fresh``: (host, dir/path) → digest of replicas just read from this disk (by
+        ``camp add``, which began reading at ``stamp`` ns); their signature is taken now.
+        The digest is what a later content check compares with — the plaintext checksum
+        even where the manifest records none (a keyed replica).
+        """
         latest = {ds.name: ds for ds in datasets}  # a name given twice: its last state counts
+        removed = list(removed)
+        names = list(latest) + removed
+        known = self._verified(names)
+        rows = []
+        for ds in latest.values():
+            for r in rows_of(ds):
+                digest = None if fresh is None else fresh.get((r.host, r.path))
+                if digest is None:
+                    rows.append(_row(r, known))
+                else:
+                    rows.append((*_row(r, {})[:7], digest, _sig_or_none(r.kind, r.path), stamp))
         with self._con:
             self._con.execute("delete from meta where key = ?", ("token",))
-            self._con.executemany("delete from replica where dataset = ?", ((name,) for name in latest))
-            self._con.executemany(
-                "insert or replace into replica values (?, ?, ?, ?, ?, ?, ?)",
-                (_row(r) for ds in latest.values() for r in rows_of(ds)),
-            )
-            self._con.executemany("delete from replica where dataset = ?", ((n,) for n in removed))
+            self._con.executemany("delete from replica where dataset = ?", ((name,) for name in names))
+            self._con.executemany(_INSERT, rows)
 
     def paths(self) -> Iterator[tuple[str, str]]:
         """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""
         yield from self._con.execute("select dataset, path from replica")
 
-    def changed_on_host(self, host: str) -> Iterator[tuple[str, str, str]]:
+    def changed_on_host(self, host: str, content_digest: ContentDigest | None = None) -> Iterator[tuple[str, str, str]]:
         """(state, dataset, path) of every recorded replica on ``host`` that no longer matches.
 
-        One ``stat`` per replica: a file is compared by size and mtime; a BP folder by the
-        mtime of its md.idx, which ADIOS2 rewrites at every step and which camp records as
-        the replica's mtime. This loop is the whole cost of ``camp status`` at 100,000
-        datasets, so it reads only the columns it compares and stays on plain tuples.
+        Stats only (one per file, three per BP dataset) while signatures match and are
+        old enough; a content check (``content_digest``) where they are not conclusive —
+        rows whose check passes get a fresh signature, so the next status is stats only
+        again. This loop is the whole cost of ``camp status`` at 100,000 datasets, so it
+        reads only the columns it compares and stays on plain tuples.
         """
+        started = time.time_ns()
         rows = self._con.execute(
-            "select rowid, probe, kind = 'ADIOS', size, mtime from replica where host = ?", (host,)
+            "select rowid, path, kind, size, mtime, sig, stamp, digest from replica where host = ?", (host,)
         ).fetchall()
-        stat = os.stat
         changed: list[tuple[int, str]] = []
-        for rowid, probe, is_bp, size, mtime in rows:
+        refreshed: list[tuple[str, int, int]] = []
+        for rowid, probe, kind, size, mtime, sig, stamp, digest in rows:
+            is_bp = kind == "ADIOS"
             try:
-                st = stat(probe)
+                now_sig, newest = signature(kind, probe)
             except OSError:
                 changed.append((rowid, "gone"))
                 continue
-            if st.st_mtime_ns != mtime or (not is_bp and st.st_size != size):
-                if is_bp and _folder_mtime(probe) == mtime:
-                    continue  # recorded by hpc-campaign (imported), which uses the folder's mtime
-                changed.append((rowid, "modified"))
+            if now_sig == sig and newest < stamp - RACY_MARGIN_NS:
+                continue  # the common case: nothing moved since it was verified
+            first = now_sig.split(";", 1)[0].split(":")
+            same = int(first[1]) == mtime and (is_bp or int(first[0]) == size)
+            if not same and not (is_bp and _folder_mtime(probe) == mtime):
+                changed.append((rowid, "modified"))  # recorded by hpc-campaign (imported): the folder's mtime
+                continue
+            if digest:
+                if content_digest is None:
+                    changed.append((rowid, "modified"))
+                    continue
+                try:
+                    ok = content_digest(kind, probe) == digest
+                except Exception:  # noqa: BLE001 - unreadable now (damaged, permissions): not what was recorded
+                    ok = False
+                if not ok:
+                    changed.append((rowid, "modified"))
+                    continue
+            elif sig is not None and sig != now_sig:
+                changed.append((rowid, "modified"))  # nothing to compare the content with: the change stands
+                continue
+            refreshed.append((now_sig, started, rowid))
+        if refreshed:
+            with contextlib.suppress(sqlite3.Error), self._con:  # housekeeping: a busy cache just stays slower
+                self._con.executemany("update replica set sig = ?, stamp = ? where rowid = ?", refreshed)
         found = []
         for rowid, state in changed:
             dataset, path = self._con.execute("select dataset, path from replica where rowid = ?", (rowid,)).fetchone()
@@ -171,13 +290,14 @@ class StatCache:
         yield from sorted(found, key=lambda f: (f[1], f[2]))
 
 
-def _folder_mtime(md_idx: str) -> int | None:
+def _folder_mtime(folder: str) -> int | None:
     try:
-        return os.stat(os.path.dirname(md_idx)).st_mtime_ns
+        return os.stat(folder).st_mtime_ns
     except OSError:
         return None
 
 
-def _row(r: CachedReplica) -> tuple[str, str, str, str, str, int, int]:
-    probe = os.path.join(r.path, "md.idx") if r.kind == "ADIOS" else r.path
-    return (r.dataset, r.host, r.path, probe, r.kind, r.size, r.mtime)
+def _row(r: CachedReplica, known: Mapping[tuple, tuple]) -> tuple[object, ...]:
+    """The table row of ``r``, keeping the verified signature of the same record if there is one."""
+    digest, sig, stamp = known.get((r.host, r.path, r.size, r.mtime, r.checksum), (r.checksum, None, 0))
+    return (r.dataset, r.host, r.path, r.kind, r.size, r.mtime, r.checksum, digest, sig, stamp)

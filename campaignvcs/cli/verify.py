@@ -64,6 +64,8 @@ def fsck_cmd(env: Env, ctx: click.Context, as_json: bool) -> None:
     else:
         for p in report.problems[:SHOWN_PROBLEMS]:
             click.echo(f"{p.kind}: {p.message}")
+        for line in report.leftovers:
+            click.echo(f"leftover: {line}")
         if len(report.problems) > SHOWN_PROBLEMS:
             click.echo(f"... and {len(report.problems) - SHOWN_PROBLEMS} more (--json lists all)")
         summary = (f"checked {report.objects} objects ({report.commits} commits, {report.manifests} manifests, "

@@ -123,6 +123,10 @@ def status_cmd(env: Env, as_json: bool) -> None:
             click.echo(f"  {c.change + ':':<16}{c.name}  ({c.path})")
     if not st.staged and not st.unstaged:
         click.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
+    if st.leftovers:
+        click.echo("Left by an interrupted process (never read as data):")
+        for line in st.leftovers:
+            click.echo(f"  {line}")
 
 
 @click.command("commit")

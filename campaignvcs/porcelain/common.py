@@ -27,8 +27,11 @@ def open_repo(repo: str | None = None, cwd: str | None = None, env: Mapping[str,
         path = os.path.join(cwd or os.getcwd(), os.path.expanduser(explicit))
         if not os.path.isdir(path):
             raise NotACampaign(f"not a campaign repository: {path} (no such directory)")
-        return CampaignRepo.open(path)
-    return CampaignRepo.discover(cwd or os.getcwd())
+        opened = CampaignRepo.open(path)
+    else:
+        opened = CampaignRepo.discover(cwd or os.getcwd())
+    opened.fault = env.get("CAMP_FAULT")  # crash tests: see campaignvcs/faults.py
+    return opened
 
 
 def resolve_host(repo: CampaignRepo, host: str | None, env: Mapping[str, str]) -> str:

@@ -205,6 +205,8 @@ class FsckReport:
     packs: int
     ok: bool
     problems: list[FsckProblem] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    """Locks and temporaries of interrupted writers (``path: what clears it``): never read, not problems."""
 
 
 def fsck(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> FsckReport:
@@ -224,6 +226,7 @@ def fsck(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str]
         return FsckReport(
             refs=c.ref_count, commits=c.commit_count, objects=len(c.seen), manifests=c.manifest_count,
             packs=c.pack_count, ok=not c.problems, problems=c.problems,
+            leftovers=[f"{path}: {what}" for path, what in camp.leftovers()],
         )
 
 
@@ -559,9 +562,10 @@ class _Fsck:
                 continue  # an interrupted write; never used
             full = os.path.join(pack_dir, base)
             has_pack, has_idx = os.path.exists(full + ".pack"), os.path.exists(full + ".idx")
-            if not has_pack or not has_idx:
-                missing = ".pack" if not has_pack else ".idx"
-                self.problem("bad-pack", base, f"pack {base}: its {missing} file is missing")
+            if has_pack and not has_idx:
+                continue  # a writer killed between its renames: never read, listed among the leftovers
+            if not has_pack:
+                self.problem("bad-pack", base, f"pack {base}: its .pack file is missing")
                 continue
             self.pack_count += 1
             try:

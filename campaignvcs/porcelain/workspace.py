@@ -108,6 +108,7 @@ def add(
     with open_repo(repo, cwd, env) as camp:
         host_name = HostName(resolve_host(camp, host, env))
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
+        started = time.time_ns()  # before any file is read: what changes after it is seen as racy
         sources = _read_sources(paths, name, cwd, options, progress, _processes(env))
         committed = None
         with camp.lock():
@@ -115,7 +116,7 @@ def add(
                 from campaignvcs.porcelain.hooks import pre_add_hook
 
                 pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
-            results = _stage_sources(camp, sources, host_name, encrypt, key_id)
+            results = _stage_sources(camp, sources, host_name, encrypt, key_id, read_at=started)
             if message is not None and camp.staged_changes():
                 committed = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
         if committed is not None:  # after the lock: a post-commit hook may run camp push
@@ -213,11 +214,17 @@ def _stage_sources(
     host: HostName,
     encrypt: Callable[[Payload], tuple[bytes, str]] | None,
     key_id: str,
+    read_at: int | None = None,
 ) -> list[AddResult]:
+    """Stage what was read; ``read_at`` (ns): when reading began, for sources read from this disk.
+
+    Those replicas' signatures go into the stat cache with their content digest, so
+    ``camp status`` can tell a later change from what was read (see statcache).
+    """
     # Validate the stat cache against the state before this add, so it is only updated.
     cache = _open_cache(camp)
     try:
-        return _stage_into(camp, cache, sources, host, encrypt, key_id)
+        return _stage_into(camp, cache, sources, host, encrypt, key_id, read_at)
     finally:
         cache.close()
 
@@ -229,8 +236,10 @@ def _stage_into(
     host: HostName,
     encrypt: Callable[[Payload], tuple[bytes, str]] | None,
     key_id: str,
+    read_at: int | None,
 ) -> list[AddResult]:
     results: list[AddResult] = []
+    fresh: dict[tuple[str, str], str] = {}
     pending: dict[str, Dataset] = {}
     originals: dict[str, Dataset | None] = {}
     payloads: dict[str, dict[bytes, bytes]] = {}
@@ -281,6 +290,8 @@ def _stage_into(
             )
             if action == "updated" and replica.location not in had_replica and extracted.role == "main":
                 action = "replica added"
+            if extracted.role == "main":
+                fresh[(host, os.path.join(src.directory, rel))] = extracted.checksum
             dataset = dataset.with_replica(replica)
         if pending.get(src.name, before) == dataset:
             action = "unchanged"
@@ -292,7 +303,7 @@ def _stage_into(
     if changed and camp.current(layout.host_path(host)) is None:
         camp.stage_json(layout.host_path(host), Host(host, long_host_name(), "", time.time_ns()).dumps())
     if changed:
-        cache.update(changed)
+        cache.update(changed, fresh=fresh if read_at is not None else None, stamp=read_at or 0)
         camp.save_staging()
         cache.set_token(_token(camp))
     return results
@@ -335,6 +346,8 @@ class Status:
     behind: int = 0
     merging: bool = False
     conflicts: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    """Locks and temporaries a killed process left (``path: what clears it``); see CampaignRepo.leftovers."""
 
 
 def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Status:
@@ -349,7 +362,8 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
         if here:
             cache = _open_cache(camp)
             try:
-                unstaged = [Change(state, name, path) for state, name, path in cache.changed_on_host(here)]
+                unstaged = [Change(state, name, path)
+                            for state, name, path in cache.changed_on_host(here, content_digest)]
             finally:
                 cache.close()
         from campaignvcs.porcelain.sync import merge_head, tracking, unresolved
@@ -367,7 +381,13 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
             behind=track.behind if track else 0,
             merging=merge_head(camp) is not None,
             conflicts=unresolved(camp),
+            leftovers=[f"{path}: {what}" for path, what in camp.leftovers()],
         )
+
+
+def content_digest(kind: str, path: str) -> str:
+    """The checksum ``camp add`` would record for ``path`` now: what status compares when a stat is not enough."""
+    return extract(path, kind, Options()).replicas[0].checksum
 
 
 def _describe_change(camp: CampaignRepo, path: str, old: object, new: object) -> Change:
