@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from campaignvcs.errors import CampError, RepoLocked
 from campaignvcs.tempfiles import hostname, writer_alive, writer_tag
 
-EMPTY_STALE_AFTER = 10.0
+EMPTY_STALE_AFTER = 2.0
 """Seconds after which an empty or unreadable lock file counts as left by a dead writer."""
 REF_LOCK_STALE_AFTER = 10.0
 """Seconds after which a git ref lock (``<ref>.lock``) met under camp's own lock counts as left over.

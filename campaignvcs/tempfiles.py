@@ -2,7 +2,7 @@
 
 A process killed by the scheduler (``kill -9``, a node failure) leaves its temporaries
 behind: half a pack, a half-written archive, a lock. camp names each of them
-``<prefix><host>~<pid>~<start>~<random><suffix>``, where ``start`` is the writer's start
+``<prefix>~<host>~<pid>~<start>~<random><suffix>``, where ``start`` is the writer's start
 time as the kernel counts it (a reused pid is not mistaken for the writer). The next
 writing command removes those whose writer is provably gone — same host, and that
 process no longer exists — or, when that cannot be checked (another host, another
@@ -84,7 +84,7 @@ def make_temp(folder: str, prefix: str, suffix: str = "", mode: int = 0o600) -> 
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        path = os.path.join(folder, prefix + writer_tag() + SEP + os.urandom(4).hex() + suffix)
+        path = os.path.join(folder, prefix + SEP + writer_tag() + SEP + os.urandom(4).hex() + suffix)
         try:
             return os.open(path, flags, mode), path
         except FileExistsError:
@@ -94,7 +94,7 @@ def make_temp(folder: str, prefix: str, suffix: str = "", mode: int = 0o600) -> 
 def make_temp_dir(folder: str, prefix: str) -> str:
     """A new private folder in ``folder`` named after this writer (swept like a temporary file)."""
     while True:
-        path = os.path.join(folder, prefix + writer_tag() + SEP + os.urandom(4).hex())
+        path = os.path.join(folder, prefix + SEP + writer_tag() + SEP + os.urandom(4).hex())
         try:
             os.mkdir(path, 0o700)
             return path
@@ -105,7 +105,7 @@ def make_temp_dir(folder: str, prefix: str) -> str:
 def _writer_of(name: str) -> bool | None:
     """Whether the writer named in a temporary's name runs (None: no writer in the name, or another host).
 
-    The writer is read from the right (``…<host>~<pid>~<start>~<random><suffix>``), so a
+    The writer is read from the right (``…~<host>~<pid>~<start>~<random><suffix>``), so a
     prefix may hold anything.
     """
     parts = name.split(SEP)
