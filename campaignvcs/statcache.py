@@ -37,6 +37,7 @@ create table if not exists replica(
     digest TEXT, sig TEXT, stamp INT,
     PRIMARY KEY (host, dataset, path));
 create index if not exists replica_dataset on replica(dataset);
+create index if not exists replica_path on replica(host, path);
 """
 CREATE = "begin;\n" + SCHEMA + "commit;\n"
 """A new cache's tables, in one transaction (one commit instead of one per statement)."""
@@ -81,8 +82,8 @@ def rows_of(dataset: Dataset) -> list[CachedReplica]:
     for r in dataset.live_replicas():
         if r.archive is not None or is_thumbnail(dataset, r.path):
             continue
-        rows.append(CachedReplica(dataset.name, r.host, os.path.join(r.dir, r.path), dataset.kind, r.size, r.mtime,
-                                  r.checksum))
+        rows.append(CachedReplica(dataset.name, r.host, os.path.normpath(os.path.join(r.dir, r.path)), dataset.kind,
+                                  r.size, r.mtime, r.checksum))
     return rows
 
 
@@ -229,6 +230,11 @@ class StatCache:
             self._con.execute("delete from meta where key = ?", ("token",))
             self._con.executemany("delete from replica where dataset = ?", ((name,) for name in names))
             self._con.executemany(_INSERT, rows)
+
+    def datasets_at(self, host: str, path: str) -> list[str]:
+        """Names of the datasets with a live replica at ``path`` (normalised, absolute) on ``host``."""
+        return [name for (name,) in self._con.execute(
+            "select dataset from replica where host = ? and path = ? order by dataset", (host, path))]
 
     def paths(self) -> Iterator[tuple[str, str]]:
         """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""

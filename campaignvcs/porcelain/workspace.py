@@ -68,6 +68,13 @@ class _Source:
     directory: str
     path: str
     extracted: Extracted
+    named: bool = False
+    """The name was given (--name): the dataset is that one even if the file is recorded under another."""
+
+
+def _unstable_name(name: str) -> bool:
+    """A default name that changes with the folder camp add runs in (absolute, or with ``..``)."""
+    return name.startswith("/") or ".." in name.split("/")
 
 
 def add(
@@ -109,7 +116,11 @@ def add(
         host_name = HostName(resolve_host(camp, host, env))
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
         started = time.time_ns()  # before any file is read: what changes after it is seen as racy
-        sources = _read_sources(paths, name, cwd, options, progress, _processes(env))
+        sources = _read_sources(paths, name, cwd, options, progress, _processes(env), os.path.realpath(camp.root))
+        for src in sources:
+            if name is None and _unstable_name(src.name) and warn is not None:
+                warn(f"dataset name {src.name!r} depends on the folder camp add ran in ('..' or an absolute "
+                     "path); give --name NAME for a stable one, or add it from a folder above it")
         committed = None
         with camp.lock():
             if _installed(camp, "pre-add"):
@@ -152,16 +163,19 @@ def _post_commit(camp: CampaignRepo, env: Mapping[str, str], warn: Callable[[str
 
 def _read_sources(
     paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None,
-    processes: int | None = None,
+    processes: int | None = None, root: str | None = None,
 ) -> list[_Source]:
     """Read every path before anything is staged.
+
+    ``root``: the campaign folder (real path); a dataset below it is named by its path
+    from there, whatever folder camp add runs in (like git's paths).
 
     Many paths are read by forked worker processes (threads were measured slower: the
     GIL), with the same results and the same first error as one process would give.
     ``processes``: None chooses (see :mod:`campaignvcs.extract.parallel`), 1 never forks.
     """
     if len(paths) == 1:
-        sources = [_read_source(paths[0], name, cwd, options)]
+        sources = [_read_source(paths[0], name, cwd, options, root=root)]
         if progress:
             progress(1, 1)
         return sources
@@ -175,7 +189,7 @@ def _read_sources(
             found = real[folder] = os.path.realpath(folder)
         return found
 
-    return map_in_order(lambda given: _read_source(given, name, cwd, options, realpath), paths, processes,
+    return map_in_order(lambda given: _read_source(given, name, cwd, options, realpath, root), paths, processes,
                         progress)
 
 
@@ -190,7 +204,7 @@ def _processes(env: Mapping[str, str]) -> int | None:
 
 
 def _read_source(given: str, name: str | None, cwd: str, options: Options,
-                 realpath: Callable[[str], str] = os.path.realpath) -> _Source:
+                 realpath: Callable[[str], str] = os.path.realpath, root: str | None = None) -> _Source:
     if not given or "\0" in given:
         raise BadInput(f"invalid path: {given!r}")
     shown = os.path.normpath(given)
@@ -202,10 +216,15 @@ def _read_source(given: str, name: str | None, cwd: str, options: Options,
         directory, path = realpath(os.path.dirname(shown)), os.path.basename(shown)
     else:
         directory, path = realpath(cwd), shown
-    ds_name = DatasetName(name if name is not None else shown)
+    default = shown
+    if root is not None:
+        below = os.path.relpath(os.path.normpath(os.path.join(directory, path)), root)
+        if below != "." and below != ".." and not below.startswith("../"):
+            default = below
+    ds_name = DatasetName(name if name is not None else default)
     if not ds_name or "\0" in ds_name:
         raise BadInput(f"invalid dataset name: {ds_name!r}")
-    return _Source(given, ds_name, directory, path, extracted)
+    return _Source(given, ds_name, directory, path, extracted, name is not None)
 
 
 def _stage_sources(
@@ -240,6 +259,7 @@ def _stage_into(
 ) -> list[AddResult]:
     results: list[AddResult] = []
     fresh: dict[tuple[str, str], str] = {}
+    sources = [_recorded_as(cache, src, host) for src in sources]
     pending: dict[str, Dataset] = {}
     originals: dict[str, Dataset | None] = {}
     payloads: dict[str, dict[bytes, bytes]] = {}
@@ -263,8 +283,9 @@ def _stage_into(
             action = "updated"
         store = payloads.setdefault(src.name, {})
         had_replica = {r.location for r in dataset.replicas if r.live}
+        directory, path = _same_file_as(dataset, host, src.directory, src.path)
         for extracted in src.extracted.replicas:
-            rel = src.path if extracted.role == "main" else "thumbnails/" + src.path
+            rel = path if extracted.role == "main" else "thumbnails/" + path
             files = []
             for p in extracted.payloads:
                 if encrypt and not p.compression:
@@ -279,7 +300,7 @@ def _stage_into(
                 )
             replica = Replica(
                 host=host,
-                dir=src.directory,
+                dir=directory,
                 path=rel,
                 size=extracted.size,
                 mtime=extracted.mtime,
@@ -291,7 +312,7 @@ def _stage_into(
             if action == "updated" and replica.location not in had_replica and extracted.role == "main":
                 action = "replica added"
             if extracted.role == "main":
-                fresh[(host, os.path.join(src.directory, rel))] = extracted.checksum
+                fresh[(host, os.path.normpath(os.path.join(directory, rel)))] = extracted.checksum
             dataset = dataset.with_replica(replica)
         if pending.get(src.name, before) == dataset:
             action = "unchanged"
@@ -307,6 +328,38 @@ def _stage_into(
         camp.save_staging()
         cache.set_token(_token(camp))
     return results
+
+
+def _same_file_as(dataset: Dataset, host: str, directory: str, path: str) -> tuple[str, str]:
+    """(dir, path) of the dataset's live replica that is this very file on ``host``, else as given.
+
+    ``x.bp`` added from ``run`` and ``run/x.bp`` added from its parent are one replica: the
+    one recorded first keeps its spelling, so a re-add updates it instead of adding a copy.
+    """
+    target = os.path.normpath(os.path.join(directory, path))
+    for r in dataset.replicas:
+        if (r.live and r.host == host and r.archive is None and not r.path.startswith("thumbnails/")
+                and os.path.normpath(os.path.join(r.dir, r.path)) == target):
+            return r.dir, r.path
+    return directory, path
+
+
+def _recorded_as(cache: StatCache, src: _Source, host: HostName) -> _Source:
+    """``src`` under the name of the dataset that already records this file on ``host``, if one does.
+
+    One file is one dataset: adding ``run/x.bp`` after ``x.bp`` from inside ``run`` updates
+    the dataset recorded first. With ``--name`` the given name stands; a file recorded
+    by several datasets (each named with ``--name``) needs ``--name`` to say which.
+    """
+    if src.named:
+        return src
+    found = cache.datasets_at(host, os.path.normpath(os.path.join(src.directory, src.path)))
+    if not found or src.name in found:
+        return src
+    if len(found) > 1:
+        raise BadInput(f"{src.shown} is recorded by datasets {', '.join(sorted(found))}: "
+                       "give --name NAME to say which one to update")
+    return _Source(src.shown, DatasetName(found[0]), src.directory, src.path, src.extracted, src.named)
 
 
 def _token(camp: CampaignRepo) -> str:
