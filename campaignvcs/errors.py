@@ -11,14 +11,17 @@ import enum
 
 
 class ExitStatus(enum.IntEnum):
-    """Process exit codes a script may branch on."""
+    """Process exit codes a script may branch on (docs/architecture.md, "Errors")."""
 
     OK = 0
     ERROR = 1
     USAGE = 2
     LOCKED = 3
     CONFLICT = 4
+    HANGUP = 129
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 class CampError(Exception):
@@ -43,6 +46,16 @@ class RepoLocked(CampError):
 
 class BadInput(CampError):
     """A path, name or option value camp cannot use."""
+
+
+class UsageError(BadInput):
+    """The command line itself is wrong: options that exclude each other, a missing argument.
+
+    Exit status 2, and the boundary points at the command's ``--help``, as for click's own
+    usage errors.
+    """
+
+    exit_code = ExitStatus.USAGE
 
 
 class UnreadableDataset(BadInput):

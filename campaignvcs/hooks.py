@@ -166,6 +166,13 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return HookRun(name, path, None, "", "", f"{path} did not finish within {timeout:g} s")
+    except BaseException:
+        # camp was interrupted (Ctrl-C, SIGTERM): its own session keeps the hook from seeing
+        # the signal, so stop it here rather than leave it running on its own.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     return HookRun(name, path, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 

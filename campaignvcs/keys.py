@@ -194,9 +194,10 @@ def write_keyfile(path: str, keyfile: KeyFile, force: bool = False) -> None:
         raise KeyFileError(f"key file {path} already exists (archives may depend on it): "
                            "pass --force to replace it")
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        make_private_dirs(folder)
     except OSError as exc:
-        raise KeyFileError(f"key file {path}: cannot create folder {folder} ({exc.strerror})") from None
+        where = exc.filename or folder
+        raise KeyFileError(f"key file {path}: cannot create folder {where} ({exc.strerror})") from None
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -225,6 +226,31 @@ def write_keyfile(path: str, keyfile: KeyFile, force: bool = False) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     _sync_dir(folder)
+
+
+def make_private_dirs(folder: str) -> None:
+    """Create ``folder`` and any missing parents with mode 0700, whatever the umask.
+
+    ``os.makedirs(mode=0o700)`` gives that mode to the last folder only (parents get
+    0777 minus the umask: 0777 under umask 000), and the umask may narrow even the last
+    one. Folders that exist already are left as they are.
+    """
+    missing = []
+    current = os.path.abspath(folder)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for each in reversed(missing):
+        try:
+            os.mkdir(each, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(each):
+                raise
+            continue  # made meanwhile by someone else: theirs to set
+        os.chmod(each, 0o700)
 
 
 def _sync_dir(folder: str) -> None:

@@ -126,6 +126,23 @@ class Refs(DiskRefsContainer):
         """As dulwich's, past leftover ref locks."""
         self._past_locks(super().set_symbolic_ref, *args, **kwargs)
 
+    def _read_loose_ref_file(self, name: bytes) -> bytes | None:
+        """As dulwich's, but a ref that cannot be read is an error, not a ref that does not exist.
+
+        dulwich answers None for any OSError, so an unreadable ``refs/heads/main`` looked like
+        an empty campaign ("campaign.json is missing"); the error boundary names the file.
+        """
+        try:
+            with open(self.refpath(name), "rb"):
+                pass
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except PermissionError:
+            raise
+        except OSError:
+            return None
+        return super()._read_loose_ref_file(name)  # type: ignore[misc]
+
     def _past_locks(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from dulwich.file import FileLocked
 
@@ -221,12 +238,34 @@ class CampaignRepo:
 
     @classmethod
     def init(cls, path: str, campaign: Campaign, host: str | None, identity: bytes) -> CampaignRepo:
-        """Create a campaign repository with a first commit holding ``campaign.json``."""
+        """Create a campaign repository with a first commit holding ``campaign.json``.
+
+        A failure (a full disk, Ctrl-C) removes what was made, so running it again works.
+        """
         path = os.path.abspath(path)
-        if os.path.exists(os.path.join(path, ".git")):
-            what = "a campaign" if os.path.isfile(os.path.join(path, ".git", "camp", "campaign")) else "a git"
-            raise CampError(f"{path} is already {what} repository")
+        git_dir = os.path.join(path, ".git")
+        if os.path.exists(git_dir):
+            if os.path.isfile(os.path.join(git_dir, "camp", "campaign")):
+                raise CampError(f"{path} is already a campaign repository")
+            if os.path.isdir(os.path.join(git_dir, "camp")):
+                raise CampError(f"{path} holds a campaign whose camp init or clone was interrupted (no "
+                                f".git/camp/campaign): remove it with rm -rf {git_dir} and run the command again")
+            raise CampError(f"{path} is already a git repository")
+        made_folder = not os.path.exists(path)
         os.makedirs(path, exist_ok=True)
+        try:
+            return cls._init(path, campaign, host, identity)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(git_dir, ignore_errors=True)
+            if made_folder:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+            raise
+
+    @classmethod
+    def _init(cls, path: str, campaign: Campaign, host: str | None, identity: bytes) -> CampaignRepo:
         from dulwich.repo import Repo
 
         repo = Repo.init(path)
@@ -241,12 +280,16 @@ class CampaignRepo:
             repo.close()
         os.makedirs(os.path.join(path, ".git", "camp"), exist_ok=True)
         self = cls(path)
-        with self.lock():
-            blob = self.add_blob(campaign.dumps())
-            self.stage(layout.CAMPAIGN, (BLOB_MODE, blob))
-            self.commit_staged(f"Initialise campaign {campaign.name}\n", identity)
-        # The marker is written last: a half-initialised folder is not mistaken for a campaign.
-        atomic_write(os.path.join(self.camp_dir, "campaign"), b"campaignvcs repository format 1\n")
+        try:
+            with self.lock():
+                blob = self.add_blob(campaign.dumps())
+                self.stage(layout.CAMPAIGN, (BLOB_MODE, blob))
+                self.commit_staged(f"Initialise campaign {campaign.name}\n", identity)
+            # The marker is written last: a half-initialised folder is not mistaken for a campaign.
+            atomic_write(os.path.join(self.camp_dir, "campaign"), b"campaignvcs repository format 1\n")
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:

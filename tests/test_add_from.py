@@ -114,16 +114,16 @@ def test_bad_remote_input_is_one_line_and_records_nothing(camp, campaign, tmp_pa
          f"camp: error: {folder}/mesh.h5: HDF5 metadata is spread through the file; pass --fetch-metadata to "
          f"download it whole ({(folder / 'mesh.h5').stat().st_size} bytes) and keep only the metadata\n"),
         ((*add, folder, "--datetime", "yesterday", "heat.bp"),
-         "camp: error: invalid --datetime 'yesterday': use e.g. '2024-10-22 10:20:15 -0400'\n"),
+         "camp: error: invalid --datetime 'yesterday': use e.g. '2024-10-22 10:20:15 -0400' (see 'camp add --help')\n"),
         ((*add, folder, "../etc"), "camp: error: invalid dataset path '../etc': give a path relative to the --from folder\n"),
         ((*add, "nosuchremote:bucket", "heat.bp"),
          "camp: error: no rclone remote named 'nosuchremote' (rclone config, or RCLONE_CONFIG, defines them)\n"),
         (("--repo", campaign, "add", "--dir", "/x", "heat.bp"),
-         "camp: error: --dir, --datetime and --fetch-metadata go with --from RCLONE_PATH\n"),
+         "camp: error: --dir, --datetime and --fetch-metadata go with --from RCLONE_PATH (see 'camp add --help')\n"),
     ]
     for args, message in cases:
         r = camp(*args, ok=False, cwd=tmp_path)
-        assert (r.exit_code, r.stderr) == (1, message), args
+        assert (r.exit_code, r.stderr) == (2 if "--help')" in message else 1, message), args  # 2: usage errors
     port = free_port()  # nothing listens there
     r = camp(*add, f":sftp,host=127.0.0.1,port={port},user=camp,pass=c2VjcmV0:data", "heat.bp", ok=False)
     assert r.exit_code == 1 and r.stderr.startswith("camp: error: cannot list :sftp,host=127.0.0.1,")

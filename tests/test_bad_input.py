@@ -71,6 +71,10 @@ def test_bad_input_is_one_line_and_loses_nothing(recorded, campaign, camp, args,
     before = snapshot(campaign)
     result = camp("--repo", campaign, *args, cwd=recorded, ok=False)
     assert_clean_failure(result, *needles)
+    # A misused command line is a usage error (exit 2, pointing at --help); bad data is exit 1.
+    usage = args[:2] == ["add", "--name"]
+    assert result.exit_code == (2 if usage else 1)
+    assert result.stderr.rstrip().endswith("(see 'camp add --help')") == usage
     assert snapshot(campaign) == before
     # The staged dataset is still staged, and nothing of the bad input was.
     st = camp("--repo", campaign, "status", "--json").output

@@ -101,6 +101,64 @@ def test_generate_writes_the_reference_format_0600_and_never_overwrites(camp, tm
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077, 0o277], ids=["000", "022", "077", "277"])
+def test_generate_makes_every_missing_folder_0700_and_the_file_0600_whatever_the_umask(camp, tmp_path, umask):
+    """``makedirs(mode=0o700)`` gives parents 0777 minus the umask (0777 under umask 000): each folder camp
+    creates for a key is 0700; a folder that was there already keeps its mode."""
+    existing = tmp_path / "home"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    path = existing / ".config" / "hpc-campaign" / "keys" / "proj.key"
+    old = os.umask(umask)
+    try:
+        camp("key", "generate", path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o755
+    assert camp("key", "info", "--json", path).output.count('"mode": "0600"') == 1
+
+
+def test_ctrl_c_at_the_password_prompt_is_an_interrupt_not_a_missing_password(tmp_path):
+    """Ctrl-C typed on a real terminal (the pty is camp's controlling terminal) while camp asks for a password."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    from camp_process import CAMP
+
+    path = tmp_path / "keys" / "sealed.key"
+    main, child = pty.openpty()
+    proc = subprocess.Popen([CAMP, "key", "generate", "-p", str(path)], stdin=child, stdout=child, stderr=child,
+                            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(child)
+    out = b""
+    try:
+        while b"New password" not in out:
+            ready, _, _ = select.select([main], [], [], 30)
+            assert ready, f"camp never asked: {out!r}"
+            out += os.read(main, 4096)
+        os.write(main, b"\x03")  # what the Ctrl-C key sends; the terminal turns it into SIGINT
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: camp closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(main)
+    assert proc.wait(timeout=30) == 130
+    text = out.decode().replace("\r\n", "\n")
+    assert "camp: interrupted" in text and "no password given" not in text and "Aborted" not in text
+    assert not path.exists()
+    assert not path.parent.exists() or os.listdir(path.parent) == []
+
+
 def test_camp_reads_a_reference_plain_key(camp, tmp_path):
     path = tmp_path / "ref.key"
     assert reference("generate", path, input="made by genkey\n").returncode == 0

@@ -24,7 +24,9 @@ def ask_password(prompt: str, confirm: bool) -> str:
         # From a pipe nothing is echoed anyway, and getpass would only add warnings.
         answer: str = click.prompt(prompt, hide_input=sys.stdin.isatty(), confirmation_prompt=confirm,
                                    err=True)
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise exc.__context__ from None  # Ctrl-C at the prompt: camp was interrupted (exit 130)
         raise CampError(f"no password given: type it on a terminal or set {PASSWORD_VAR}") from None
     return answer
 

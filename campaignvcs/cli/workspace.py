@@ -10,7 +10,7 @@ from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
 from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option
-from campaignvcs.errors import BadInput
+from campaignvcs.errors import UsageError
 from campaignvcs.extract import KIND_CHOICES
 
 
@@ -65,7 +65,7 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
                   fetch_metadata, as_json)
         return
     if directory is not None or when is not None or fetch_metadata:
-        raise BadInput("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
+        raise UsageError("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
@@ -81,7 +81,7 @@ def _add_from(env: Env, source: str, paths: tuple[str, ...], host: str | None, n
               thumbnail: tuple[int, int] | None, kind: str, message: str | None, keyfile: str | None,
               directory: str | None, when: str | None, fetch_metadata: bool, as_json: bool) -> None:
     if name is not None or keyfile is not None:
-        raise BadInput("--name and --key cannot be used with --from")
+        raise UsageError("--name and --key cannot be used with --from")
     result = porcelain.add_from(source, list(paths), host=host, directory=directory, when=when,
                                 fetch_metadata=fetch_metadata, store=store, thumbnail=thumbnail, kind=kind,
                                 repo=env.repo, env=env.env, message=message, warn=echo_warning)

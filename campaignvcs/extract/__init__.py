@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import zlib
 from dataclasses import dataclass, field
 
@@ -79,25 +80,39 @@ class Options:
 
 
 def detect(path: str, kind: str = "auto") -> str:
-    """The dataset kind of ``path`` (ADIOS, HDF5, IMAGE, TEXT), or BadInput saying why not."""
-    if not os.path.lexists(path):
-        raise BadInput(f"{path}: no such file or directory")
+    """The dataset kind of ``path`` (ADIOS, HDF5, IMAGE, TEXT), or BadInput saying why not.
+
+    A permission problem is named as one (the path and what was denied), never taken for
+    a missing file or for a folder that is not a BP dataset.
+    """
+    try:
+        os.lstat(path)
+    except PermissionError:
+        raise BadInput(f"{path}: permission denied: cannot reach it (a folder on the way is not "
+                       "searchable)") from None
+    except OSError:
+        raise BadInput(f"{path}: no such file or directory") from None
     if kind != "auto":
         want = {"adios": "ADIOS", "hdf5": "HDF5", "image": "IMAGE", "text": "TEXT"}[kind]
         if want == "ADIOS" and not os.path.isdir(path):
             raise BadInput(f"{path}: not an ADIOS2 BP dataset (not a directory)")
         if want != "ADIOS" and not os.path.isfile(path):
             raise BadInput(f"{path}: not a regular file")
+        if want == "ADIOS":
+            _readable_folder(path)
         return want
     if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "md.idx")) and os.path.isfile(os.path.join(path, "data.0")):
+        if _is_file_in(path, "md.idx") and _is_file_in(path, "data.0"):
             return "ADIOS"
+        _readable_folder(path)
         raise BadInput(f"{path}: directory is not an ADIOS2 BP dataset (needs md.idx and data.0)")
     if not os.path.isfile(path):
         raise BadInput(f"{path}: not a regular file or directory")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
+    except PermissionError:
+        raise BadInput(f"{path}: permission denied: cannot read the file") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
     if head == HDF5_SIGNATURE:
@@ -105,6 +120,27 @@ def detect(path: str, kind: str = "auto") -> str:
     if os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
         return "IMAGE"
     return "TEXT"
+
+
+def _is_file_in(folder: str, name: str) -> bool:
+    """True if ``folder/name`` is a regular file; BadInput if the folder may not be looked into."""
+    try:
+        return stat.S_ISREG(os.stat(os.path.join(folder, name)).st_mode)
+    except PermissionError:
+        raise BadInput(f"{folder}: permission denied: cannot look into the folder") from None
+    except OSError:
+        return False
+
+
+def _readable_folder(folder: str) -> None:
+    """BadInput naming ``folder`` if its entries may not be listed (mode 0311, say)."""
+    try:
+        with os.scandir(folder):
+            pass
+    except PermissionError:
+        raise BadInput(f"{folder}: permission denied: cannot list the folder") from None
+    except OSError:
+        pass
 
 
 def extract(path: str, kind: str, options: Options) -> Extracted:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaignvcs import layout
-from campaignvcs.errors import BadInput
+from campaignvcs.errors import BadInput, UsageError
 from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, ExtractedReplica, Options, extract
 from campaignvcs.model import DatasetName, Host, HostName
 from campaignvcs.porcelain.common import environ, open_repo, resolve_host
@@ -72,7 +72,7 @@ def add_from(
     if message is not None and not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
     if not names:
-        raise BadInput("nothing to add: give the dataset paths below the --from folder")
+        raise UsageError("nothing to add: give the dataset paths below the --from folder")
     override_ns = parse_datetime(when) if when is not None else None
     env = environ(env)
     cwd = cwd or os.getcwd()
@@ -205,5 +205,5 @@ def parse_datetime(value: str) -> int:
             except ValueError:
                 continue
     if parsed is None:
-        raise BadInput(f"invalid --datetime {value!r}: use e.g. '2024-10-22 10:20:15 -0400'")
+        raise UsageError(f"invalid --datetime {value!r}: use e.g. '2024-10-22 10:20:15 -0400'")
     return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000

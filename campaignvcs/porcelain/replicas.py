@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from campaignvcs import layout, tarindex
 from campaignvcs.aca.schema import ARCHIVE_SYSTEMS, PROTOCOL_SYSTEMS
-from campaignvcs.errors import BadInput, CampError
+from campaignvcs.errors import BadInput, CampError, UsageError
 from campaignvcs.history_model import ReplicaRef
 from campaignvcs.model import (
     Archive,
@@ -177,7 +177,7 @@ def rm(
     """
     env = environ(env)
     if not names and not replicas:
-        raise BadInput("nothing to remove: give dataset names or --replica ID")
+        raise UsageError("nothing to remove: give dataset names or --replica ID")
     with open_repo(repo, cwd, env) as camp, camp.lock():
         now = time.time_ns()
         if not replicas:
@@ -742,11 +742,11 @@ def timeseries(
     env = environ(env)
     _check_name(name, "time-series name")
     if replace and remove:
-        raise BadInput("--replace and --remove exclude each other")
+        raise UsageError("--replace and --remove exclude each other")
     if remove and datasets:
-        raise BadInput("--remove deletes the whole series; give no datasets")
+        raise UsageError("--remove deletes the whole series; give no datasets")
     if not remove and not datasets:
-        raise BadInput("give the datasets to put into the series")
+        raise UsageError("give the datasets to put into the series")
     dupes = sorted({d for d in datasets if list(datasets).count(d) > 1})
     if dupes:
         raise BadInput(f"dataset {dupes[0]!r} is given twice")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from campaignvcs import layout
-from campaignvcs.errors import BadInput, CampError
+from campaignvcs.errors import BadInput, CampError, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
@@ -109,7 +109,7 @@ def add(
     if not paths:
         raise BadInput("nothing to add: give one or more paths")
     if name is not None and len(paths) != 1:
-        raise BadInput("--name needs exactly one path")
+        raise UsageError("--name needs exactly one path")
     if thumbnail is not None and (thumbnail[0] < 1 or thumbnail[1] < 1):
         raise BadInput(f"invalid thumbnail size: {thumbnail[0]} {thumbnail[1]}")
     with open_repo(repo, cwd, env) as camp:

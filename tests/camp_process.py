@@ -1,0 +1,77 @@
+"""Run the installed ``camp`` binary as a real process (signals, pipes, permissions, full disks).
+
+The ``camp`` fixture runs commands in-process, which cannot show what only a process
+shows: its exit status after a signal, what the interpreter prints when it exits, or
+what a user without root's permission bypass sees. Import from test modules:
+``from camp_process import CAMP, run, start, unprivileged``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+CAMP = os.path.join(os.path.dirname(sys.executable), "camp")
+"""The console script pip installed beside the interpreter (``.venv/bin/camp``)."""
+
+SETPRIV = shutil.which("setpriv")
+DAC_CAPS = "-dac_override,-dac_read_search"
+
+
+def unprivileged() -> list[str] | None:
+    """A command prefix under which file modes apply to camp, or None if there is none here.
+
+    Not root: nothing to add. Root (CI, this container): ``setpriv`` drops the two
+    capabilities that let root ignore file modes, so a file of mode 000 is unreadable
+    while camp keeps its user (another user cannot run the interpreter installed below
+    /root, mode 0700).
+    """
+    if os.geteuid() != 0:
+        return []
+    if SETPRIV is None:
+        return None
+    return [SETPRIV, f"--bounding-set={DAC_CAPS}", f"--inh-caps={DAC_CAPS}"]
+
+
+def _command(args: tuple[object, ...], prefix: list[str] | None) -> list[str]:
+    return [*(prefix or []), CAMP, *map(str, args)]
+
+
+def run(*args: object, cwd: str | os.PathLike | None = None, prefix: list[str] | None = None,
+        timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run camp to its end; text output captured."""
+    return subprocess.run(_command(args, prefix), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def start(*args: object, cwd: str | os.PathLike | None = None, **kwargs) -> subprocess.Popen:
+    """Start camp and return at once (stderr captured as text unless given)."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen(_command(args, None), cwd=cwd, text=True, **kwargs)
+
+
+def catches(pid: int, signum: int) -> bool:
+    """True once process ``pid`` has a handler for ``signum`` (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        return False
+    return False
+
+
+def wait_until(condition, timeout: float = 30.0, step: float = 0.002) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())
