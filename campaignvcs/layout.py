@@ -7,6 +7,7 @@
     datasets/<aa>/<bb>/<name>/dataset.json the dataset manifest (replicas, embedded files)
     datasets/<aa>/<bb>/<name>/<file>       embedded metadata objects (git blobs)
     timeseries/<series>.json               ordered dataset names
+    extras/<table>.json                    a table of an imported archive camp does not model
 
 ``<aa>/<bb>`` are the first four hex digits of SHA-1 of the dataset name, so no git tree
 grows past a few hundred entries at 100,000 datasets and a one-dataset change rewrites
@@ -24,6 +25,7 @@ DATASETS = "datasets"
 HOSTS = "hosts"
 TIMESERIES = "timeseries"
 MANIFEST = "dataset.json"
+EXTRAS = "extras"
 
 def encode_component(name: str) -> str:
     """One safe git tree entry name for any string (reversible with :func:`decode_component`).
@@ -64,3 +66,16 @@ def host_path(host: str) -> str:
 def timeseries_path(name: str) -> str:
     """Tree path of a time-series manifest."""
     return f"{TIMESERIES}/{encode_component(name)}.json"
+
+
+def extras_path(table: str) -> str:
+    """Tree path of an extra table's manifest (``camp import`` keeps it, ``camp build`` writes it back)."""
+    return f"{EXTRAS}/{encode_component(table)}.json"
+
+
+def extras_table_of(path: str) -> str | None:
+    """The table name for a tree path ``extras/<table>.json``, or None for other paths."""
+    folder, _, entry = path.partition("/")
+    if folder != EXTRAS or "/" in entry or not entry.endswith(".json"):
+        return None
+    return decode_component(entry[: -len(".json")])

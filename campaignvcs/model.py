@@ -23,8 +23,14 @@ DatasetName = NewType("DatasetName", str)
 HostName = NewType("HostName", str)
 """Short host name as readers put it in config.yaml / hosts.yaml."""
 
-KINDS = ("ADIOS", "HDF5", "TEXT", "IMAGE")
-"""Dataset kinds, spelled exactly as ACA ``dataset.fileformat``."""
+KINDS = ("ADIOS", "HDF5", "TEXT", "IMAGE", "SCALAR_FIELD")
+"""Dataset kinds, spelled exactly as ACA ``dataset.fileformat``.
+
+``SCALAR_FIELD`` (a 2-D array embedded in the archive; hpc-campaign's development version
+writes it, with its shape and type in the ``scalar_field`` table) only ever comes in
+through ``camp import``: ``camp add`` never detects it, and like TEXT and IMAGE its
+replicas are plain files for status and verify. ADIOS2 2.12 lists no variable for it.
+"""
 
 MANIFEST_FORMAT = 1
 
@@ -412,3 +418,137 @@ class Campaign:
         """Parse ``campaign.json``."""
         d = loads(data, what)
         return cls(str(d["name"]), str(d["uuid"]), int(d.get("created", 0)), str(d.get("description", "")))
+
+
+REF_DATASET = "dataset"
+"""Key of a dataset reference cell in an extra table: ``{"dataset": NAME, "uuid": UUID}``."""
+REF_BASE64 = "base64"
+"""Key of a BLOB cell in an extra table: ``{"base64": DATA}``."""
+
+
+def dataset_ref(name: str, uuid: str) -> dict[str, str]:
+    """The cell that stands for a dataset in an extra table (a row id or uuid in the archive)."""
+    return {REF_DATASET: name, "uuid": uuid}
+
+
+def is_dataset_ref(cell: Any) -> bool:
+    """True for a cell made by :func:`dataset_ref`."""
+    return isinstance(cell, dict) and REF_DATASET in cell
+
+
+@dataclass(frozen=True)
+class ExtraTable:
+    """A table of an imported archive that camp does not model, kept so every build writes it back.
+
+    ``extras/<table>.json`` holds it: the ``CREATE TABLE`` statement as the archive had
+    it, the column names, and the rows. A cell is a JSON value, ``{"base64": ...}`` for
+    a BLOB, or a dataset reference ``{"dataset": NAME, "uuid": UUID}`` where the archive
+    had a dataset's row id (``dataset_columns``) or its uuid (``uuid_columns``), so the
+    row follows the dataset whatever row id a build gives it. ``id_column`` is the
+    table's own INTEGER PRIMARY KEY; ``links`` name the columns that hold another extra
+    table's ``id_column`` (``visualization_item.visid``), so rows whose target a build
+    leaves out go too. ``rowids`` are the archive's implicit row ids when they were not
+    simply 1..n in order (None otherwise); ``indexes`` the table's ``CREATE INDEX``
+    statements.
+    """
+
+    name: str
+    ddl: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    dataset_columns: tuple[str, ...] = ()
+    uuid_columns: tuple[str, ...] = ()
+    id_column: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+    indexes: tuple[str, ...] = ()
+    rowids: tuple[int, ...] | None = None
+
+    def same_definition(self, other: ExtraTable) -> bool:
+        """True when both describe the same table (everything but the rows)."""
+        bare = {"rows": (), "rowids": None}
+        return dataclasses.replace(self, **bare) == dataclasses.replace(other, **bare)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for ``extras/<table>.json``."""
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            "ddl": self.ddl,
+            "columns": list(self.columns),
+            "dataset_columns": list(self.dataset_columns),
+            "uuid_columns": list(self.uuid_columns),
+            "id_column": self.id_column,
+            "links": {column: table for column, table in self.links},
+            "indexes": list(self.indexes),
+            "rowids": None if self.rowids is None else list(self.rowids),
+            "rows": [list(row) for row in self.rows],
+        }
+
+    def dumps(self) -> bytes:
+        """Canonical manifest bytes."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def loads(cls, data: bytes, what: str = "extra table") -> ExtraTable:
+        """Parse ``extras/<table>.json``, checking that rows, columns and references fit together."""
+        from campaignvcs.errors import CampError
+
+        d = loads(data, what)
+        try:
+            table = cls(
+                name=_text(d["name"]),
+                ddl=_text(d["ddl"]),
+                columns=tuple(_text(c) for c in d["columns"]),
+                rows=tuple(tuple(row) for row in d["rows"]),
+                dataset_columns=tuple(_text(c) for c in d.get("dataset_columns", ())),
+                uuid_columns=tuple(_text(c) for c in d.get("uuid_columns", ())),
+                id_column=None if d.get("id_column") is None else _text(d["id_column"]),
+                links=tuple(sorted((_text(c), _text(t)) for c, t in d.get("links", {}).items())),
+                indexes=tuple(_text(s) for s in d.get("indexes", ())),
+                rowids=None if d.get("rowids") is None else tuple(_integer(i) for i in d["rowids"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CampError(f"{what}: malformed extra-table manifest ({exc})") from None
+        problem = table._problem()
+        if problem:
+            raise CampError(f"{what}: malformed extra-table manifest ({problem})")
+        return table
+
+    def _problem(self) -> str:
+        """Why the parts do not fit together, or ''."""
+        columns = set(self.columns)
+        named = [*self.dataset_columns, *self.uuid_columns, *(c for c, _t in self.links)]
+        if self.id_column is not None:
+            named.append(self.id_column)
+        unknown = [c for c in named if c not in columns]
+        if unknown:
+            return f"column {unknown[0]!r} is not one of its columns"
+        if self.rowids is not None and len(self.rowids) != len(self.rows):
+            return f"{len(self.rowids)} row ids for {len(self.rows)} rows"
+        for number, row in enumerate(self.rows, 1):
+            if len(row) != len(self.columns):
+                return f"row {number} has {len(row)} values for {len(self.columns)} columns"
+            for cell in row:
+                if isinstance(cell, dict | list) and not _valid_cell(cell):
+                    return f"row {number} has a value that is neither a dataset reference nor base64 data"
+        return ""
+
+
+def _valid_cell(cell: Any) -> bool:
+    if not isinstance(cell, dict):
+        return False
+    if is_dataset_ref(cell):
+        return set(cell) == {REF_DATASET, "uuid"} and all(isinstance(v, str) for v in cell.values())
+    return set(cell) == {REF_BASE64} and isinstance(cell[REF_BASE64], str)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {value!r}")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, not {value!r}")
+    return value

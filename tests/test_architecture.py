@@ -8,7 +8,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "campaignvcs"
 
-SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py"}
+SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "aca/check.py"}
 """Only these modules start processes (always from argument lists)."""
 
 CLI_MAY_IMPORT = ("campaignvcs.porcelain", "campaignvcs.errors", "campaignvcs.cli", "campaignvcs.extract",

@@ -12,7 +12,9 @@ upgrade`` reads, and the reference's own upgrade is run on them as a cross-check
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -28,10 +30,11 @@ pytest.importorskip(
 )
 pytest.importorskip("dateutil", reason="hpc-campaign needs python-dateutil")
 
-from test_build import adios_view, configure  # noqa: E402
+from test_build import IDENTITY, adios_view, configure, store  # noqa: E402, F401
 
 from campaignvcs import layout, porcelain  # noqa: E402
 from campaignvcs.aca.read import read_aca, to_ns  # noqa: E402
+from campaignvcs.model import dumps  # noqa: E402
 from campaignvcs.repo import CampaignRepo  # noqa: E402
 
 # -- running the reference ----------------------------------------------------------
@@ -761,8 +764,8 @@ def _empty_sqlite(path):
             id="null-uuid",
         ),
         pytest.param(
-            _edit("update dataset set fileformat = 'SCALAR_FIELD' where name = 'b.bp'"),
-            "unknown fileformat",
+            _edit("update dataset set fileformat = 'NETCDF' where name = 'b.bp'"),
+            "unknown fileformat 'NETCDF'",
             id="unknown-kind",
         ),
     ],
@@ -800,3 +803,371 @@ def test_archive_path_with_uri_characters(full, campaign, camp, tmp_path):
     with CampaignRepo.open(str(campaign)) as repo:
         assert repo.current(layout.timeseries_path("series")) is not None
     assert odd.read_bytes() == full.read_bytes()
+
+
+# -- tables camp does not model (hpc-campaign's development version) -------------------
+
+UPSTREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "upstream-visualization.aca")
+"""Written by hpc-campaign's development version (a copy of shared/fixtures/upstream-visualization.aca)."""
+VIS_TABLES = ("visualization_sequence", "visualization_variable", "visualization_item", "scalar_field")
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A writable copy of the archive the development version of hpc-campaign wrote."""
+    path = tmp_path / "upstream-visualization.aca"
+    shutil.copy(UPSTREAM, path)
+    os.chmod(path, 0o644)
+    return path
+
+
+def extra_rows(path, tables=VIS_TABLES):
+    """Every row of the extra tables with dataset row ids and uuids replaced by dataset names.
+
+    A uuid that is no dataset's stays as it is (and is then seen as a difference).
+    """
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = dict(con.execute("select rowid, name from dataset"))
+        by_uuid = {u: n for n, u in con.execute("select name, uuid from dataset")}
+        out = {}
+        for t in tables:
+            (ddl,) = con.execute("select sql from sqlite_master where type = 'table' and name = ?",
+                                 (t,)).fetchone()
+            cur = con.execute(f'select * from "{t}" order by rowid')  # noqa: S608 (fixed names)
+            cols = [c[0] for c in cur.description]
+            rows = []
+            for row in cur.fetchall():
+                named = []
+                for c, v in zip(cols, row):
+                    if c == "datasetid":
+                        named.append(("dataset", names[v]))
+                    elif c.endswith("uuid") and v is not None:
+                        named.append(("uuid of", by_uuid.get(v, v)))
+                    else:
+                        named.append(v)
+                rows.append(tuple(named))
+            out[t] = (ddl, rows)
+        return out
+    finally:
+        con.close()
+
+
+def dangling(path):
+    """References in the visualization tables that point at nothing in the same archive."""
+    bad = []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        checks = {
+            "visualization_variable.datasetid": "select datasetid from visualization_variable "
+            "where datasetid not in (select rowid from dataset)",
+            "scalar_field.datasetid": "select datasetid from scalar_field "
+            "where datasetid not in (select rowid from dataset)",
+            "visualization_item.item_uuid": "select item_uuid from visualization_item "
+            "where item_uuid not in (select uuid from dataset)",
+            "visualization_sequence.thumbnail_itemuuid": "select thumbnail_itemuuid "
+            "from visualization_sequence where thumbnail_itemuuid not in (select uuid from dataset)",
+            "visualization_item.visid": "select visid from visualization_item "
+            "where visid not in (select visid from visualization_sequence)",
+            "visualization_variable.visid": "select visid from visualization_variable "
+            "where visid not in (select visid from visualization_sequence)",
+        }
+        for what, sql in checks.items():
+            bad += [(what, v) for (v,) in con.execute(sql)]
+    return bad
+
+
+def adios_child(path):
+    """What ADIOS2 shows of an archive, read in a child process (a crash fails the test, not pytest)."""
+    code = (
+        "import adios2, json, sys\n"
+        "out = {}\n"
+        "with adios2.FileReader(sys.argv[1]) as f:\n"
+        "    for name, info in f.available_variables().items():\n"
+        "        entry = {k: info.get(k) for k in ('Type', 'Shape', 'AvailableStepsCount')}\n"
+        "        if info.get('Type') in ('uint8_t', 'char'):\n"
+        "            entry['data'] = f.read(name).tobytes().hex()\n"
+        "        out[name] = entry\n"
+        "print(json.dumps(out))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 0, f"ADIOS2 exit {r.returncode}: {r.stderr[-2000:]}"
+    return json.loads(r.stdout)
+
+
+def tree_paths(root, folder):
+    with CampaignRepo.open(str(root)) as repo:
+        return sorted(p for p, _oid in repo.iter_manifests(repo.tree_of(repo.head()), folder))
+
+
+def test_upstream_tables_and_scalar_field_survive_import_and_build(upstream, campaign, camp, tmp_path,
+                                                                     clean_env):
+    r = camp("--repo", campaign, "import", upstream)
+    assert ", 4 extra tables into " in r.output
+    assert tree_paths(campaign, layout.EXTRAS) == sorted(layout.extras_path(t) for t in VIS_TABLES)
+    datasets, _hosts, _series = head_datasets(campaign)
+    sf = datasets["run.bp/sf/scalar.000000.raw"]
+    assert sf.kind == "SCALAR_FIELD" and sf.uuid == "60592de0a2e43ceda7395c84027ffacd"
+    assert [f.name for f in sf.replicas[0].files] == ["4x4.float32.raw"]
+    assert sf.replicas[0].resolution == (4, 4)
+
+    out = tmp_path / "out.aca"
+    r = camp("--repo", campaign, "build", "-o", out)
+    assert "warning" not in r.stderr
+    # every camp table, the SCALAR_FIELD dataset and its embedded file included
+    assert natural(out) == natural(upstream)
+    # the extra tables: same statement, same rows, dataset ids remapped by name
+    want, got = extra_rows(upstream), extra_rows(out)
+    assert got == want
+    assert want["visualization_variable"][1] == [(1, ("dataset", "run.bp"), "rho", "color-by")]
+    assert want["scalar_field"][1][0][0] == ("dataset", "run.bp/sf/scalar.000000.raw")
+    assert [row[3] for row in want["visualization_item"][1]] == [
+        ("uuid of", "run.bp/visualizations/density/image.000000.png"),
+        ("uuid of", "run.bp/visualizations/density/image.000001.png"),
+    ]
+    # the ids really moved (names sort differently from the upstream insertion order)
+    assert query(out, "select datasetid from visualization_variable") != query(
+        upstream, "select datasetid from visualization_variable")
+    assert dangling(out) == []
+
+    # hpc-campaign 0.7.1 still lists the rebuilt archive
+    info = run_reference(clean_env, tmp_path, out, "info").stdout
+    for name in ("run.bp", "run.bp/visualizations/density/image.000001.png", "__campaign_schema.yaml"):
+        assert name in info
+    assert re.search(r"60592de0a2e43ceda7395c84027ffacd\s+SCALAR_FIELD\s.*run\.bp/sf/scalar\.000000\.raw",
+                     info)
+
+    # ADIOS2 (PyPI) opens it in a child process and shows what it shows of the original
+    store = tmp_path / "store"
+    configure(clean_env, store)
+    (clean_env / ".config" / "hpc-campaign" / "hosts.yaml").write_text(
+        "myhost:\n  ssh:\n    protocol: ssh\n    authentication: publickey\n    host: 127.0.0.1\n"
+        "    serverpath: /opt/adios2/bin/adios2_remote_server\n")
+    ours, theirs = adios_child(out), adios_child(upstream)
+    assert ours == theirs
+    assert {"run.bp/rho", "run.bp/visualizations/density/image.000000.png/8x8",
+            "__campaign_schema.yaml"} <= set(ours)
+
+
+def test_build_twice_and_reimport_are_stable(upstream, campaign, camp, tmp_path):
+    camp("--repo", campaign, "import", upstream)
+    first, second = tmp_path / "first.aca", tmp_path / "second.aca"
+    camp("--repo", campaign, "build", "-o", first)
+    camp("--repo", campaign, "build", "-o", second, "--full")
+    tables = [*VIS_TABLES, "dataset", "replica", "file", "repfiles", "resolution"]
+    for t in tables:
+        assert table_of(first, t) == table_of(second, t), t
+    log = git_state(campaign)[0]
+    # the built archive holds the extras (and camp's camp_build table): importing it changes nothing
+    r = camp("--repo", campaign, "import", first)
+    assert r.output.startswith("nothing to import from "), r.output
+    r = camp("--repo", campaign, "import", upstream)
+    assert r.output.startswith("nothing to import from "), r.output
+    assert git_state(campaign)[0] == log
+    assert layout.extras_path("camp_build") not in tree_paths(campaign, layout.EXTRAS)
+    # ... and a fresh campaign importing the built archive builds the same tables again
+    camp("init", tmp_path / "again", "--name", "proj/again", "--host", "laptop")
+    camp("--repo", tmp_path / "again", "import", first)
+    third = tmp_path / "third.aca"
+    camp("--repo", tmp_path / "again", "build", "-o", third)
+    for t in tables:
+        assert table_of(third, t) == table_of(first, t), t
+
+
+def table_of(path, name):
+    return query(path, f'select * from "{name}" order by rowid')  # noqa: S608 (fixed names)
+
+
+def test_unremappable_table_is_refused_in_one_line_unless_dropped(upstream, campaign, camp):
+    with sqlite3.connect(upstream) as con:
+        con.execute("create table replica_checks(replicaid INT, fileid INT, verdict TEXT)")
+        con.execute("insert into replica_checks values (1, 2, 'ok'), (4, 5, 'ok')")
+    before = git_state(campaign)
+    r = camp("--repo", campaign, "import", upstream, ok=False)
+    assert r.exit_code == 1
+    assert_one_line_error(r, f"camp: error: {upstream}: table replica_checks cannot be carried",
+                          "replicaid", "--drop-unknown-tables")
+    assert git_state(campaign) == before
+    assert not (campaign / ".git" / "camp" / "lock").exists()
+
+    r = camp("--repo", campaign, "import", "--drop-unknown-tables", upstream)
+    warnings = r.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("camp: warning: ")
+    assert "table replica_checks left out" in warnings[0]
+    assert tree_paths(campaign, layout.EXTRAS) == sorted(layout.extras_path(t) for t in VIS_TABLES)
+
+
+def test_views_triggers_and_links_to_refused_tables_are_refused_too(upstream, campaign, camp):
+    with sqlite3.connect(upstream) as con:
+        con.execute("create table groups(gid INTEGER PRIMARY KEY, replicaid INT)")
+        con.execute("create table members(gid INT, label TEXT)")  # links to a table that cannot come
+        con.execute("create view live as select name from dataset where deltime = 0")
+    before = git_state(campaign)
+    r = camp("--repo", campaign, "import", upstream, ok=False)
+    assert_one_line_error(r, "table groups cannot be carried", "also table members, view live")
+    assert git_state(campaign) == before
+    r = camp("--repo", campaign, "import", "--drop-unknown-tables", upstream)
+    assert {line.split(": ")[3].split(" left out")[0] for line in r.stderr.strip().splitlines()} == {
+        "table groups", "table members", "view live"}
+    assert "table members left out (column gid holds ids of table groups, which cannot be carried)" \
+        in r.stderr
+
+
+def test_any_other_table_is_carried_with_its_values_row_ids_and_indexes(upstream, campaign, camp, tmp_path):
+    with sqlite3.connect(upstream) as con:
+        con.execute("create table notes(name TEXT, payload BLOB, score REAL, n, owner_uuid TEXT)")
+        con.execute("insert into notes values ('gone', NULL, 0, 0, NULL)")
+        con.executemany("insert into notes values (?, ?, ?, ?, ?)", [
+            ("bytes", b"\x00\xff\x10", 1.5, 3, "a867e98cd3183d94892564fb3f4dd529"),
+            ("big", None, 1e300, "text in an untyped column", "not a dataset uuid"),
+            ("edge", b"", -2.5, 2**63 - 1, None),
+        ])
+        con.execute("delete from notes where name = 'gone'")  # row ids 2..4: kept as they are
+        con.execute("create index notes_by_name on notes(name)")
+        con.execute("create table kv(k TEXT PRIMARY KEY, v) without rowid")
+        con.executemany("insert into kv values (?, ?)", [("z", 1), ("a", 2.0)])
+        con.execute("create index dataset_by_uuid on dataset(uuid)")  # on camp's table: no data, a note
+    r = camp("--repo", campaign, "import", upstream)
+    assert r.stderr == (f"camp: warning: {upstream}: index dataset_by_uuid on table dataset left out "
+                        "(camp writes that table itself; an index holds no data)\n")
+    out = tmp_path / "out.aca"
+    camp("--repo", campaign, "build", "-o", out)
+    for sql in ("select rowid, quote(name), quote(payload), quote(score), quote(n), owner_uuid from notes",
+                "select quote(k), quote(v) from kv",
+                "select type, name, tbl_name, sql from sqlite_master where tbl_name in ('notes', 'kv') "
+                "order by type, name"):
+        assert query(out, sql) == query(upstream, sql), sql
+    assert query(out, "select rowid from notes order by rowid") == [(2,), (3,), (4,)]
+    # the uuid of run.bp is a reference: it follows the dataset like the visualization tables do
+    with CampaignRepo.open(str(campaign)) as repo:
+        manifest = json.loads(repo.read_blob(repo.current(layout.extras_path("notes"))[1]))
+    assert manifest["rows"][0][4] == {"dataset": "run.bp", "uuid": "a867e98cd3183d94892564fb3f4dd529"}
+    assert manifest["rows"][1][4] == "not a dataset uuid"
+
+
+def test_rm_and_mv_never_leave_a_dangling_reference(upstream, campaign, camp, store):
+    camp("--repo", campaign, "import", upstream)
+    archive = store / "proj" / "run_001.aca"
+    camp("--repo", campaign, "build")
+    img0 = "run.bp/visualizations/density/image.000000.png"
+
+    # datasets a build leaves out by kind take their rows along, and the build says so
+    no_images = store / "no-images.aca"
+    r = camp("--repo", campaign, "build", "-o", no_images, "--exclude-kind", "IMAGE")
+    assert "extra table visualization_item: 2 row(s) left out" in r.stderr
+    assert [len(extra_rows(no_images)[t][1]) for t in VIS_TABLES] == [0, 0, 0, 1]
+    assert dangling(no_images) == []
+
+    # mv keeps the uuid: every row stays, pointing at the renamed dataset
+    camp("--repo", campaign, "mv", img0, "thumb.png")
+    camp("--repo", campaign, "commit", "-m", "rename")
+    r = camp("--repo", campaign, "build", "--json")
+    assert json.loads(r.stdout)["incremental"] is False and "warning" not in r.stderr
+    rows = extra_rows(archive)
+    assert rows["visualization_sequence"][1][0][3] == ("uuid of", "thumb.png")
+    assert [row[3] for row in rows["visualization_item"][1]] == [
+        ("uuid of", "thumb.png"), ("uuid of", "run.bp/visualizations/density/image.000001.png")]
+    assert dangling(archive) == []
+
+    # rm of the scalar field: its scalar_field row goes, with a warning naming the dataset
+    camp("--repo", campaign, "rm", "run.bp/sf/scalar.000000.raw")
+    camp("--repo", campaign, "commit", "-m", "drop the field")
+    r = camp("--repo", campaign, "build", "--json")
+    assert json.loads(r.stdout)["incremental"] is False  # a patch would keep stale row ids
+    assert "extra table scalar_field: 1 row(s) left out" in r.stderr and "scalar.000000.raw" in r.stderr
+    assert query(archive, "select count(*) from scalar_field") == [(0,)]
+    assert extra_rows(archive, ["visualization_variable"])["visualization_variable"][1] == [
+        (1, ("dataset", "run.bp"), "rho", "color-by")]
+    assert dangling(archive) == []
+
+    # rm of the thumbnail image: its item, its sequence and what belongs to the sequence go
+    camp("--repo", campaign, "rm", "thumb.png")
+    camp("--repo", campaign, "commit", "-m", "drop the thumbnail")
+    r = camp("--repo", campaign, "build")
+    assert "extra table visualization_sequence: 1 row(s) left out" in r.stderr
+    assert ("extra table visualization_variable: 1 row(s) left out with the visualization_sequence rows"
+            in r.stderr)
+    for t in VIS_TABLES:
+        assert query(archive, f"select count(*) from {t}") == [(0,)], t  # noqa: S608 (fixed names)
+    assert dangling(archive) == []
+
+    # --keep-deleted keeps the deleted datasets, so every row comes back
+    kept = store / "kept.aca"
+    camp("--repo", campaign, "build", "-o", kept, "--keep-deleted")
+    assert [len(extra_rows(kept)[t][1]) for t in VIS_TABLES] == [1, 1, 2, 1]
+    assert dangling(kept) == []
+    # the history keeps everything: the import's commit builds the original rows again
+    first = store / "first.aca"
+    camp("--repo", campaign, "build", "HEAD~3", "-o", first)
+    assert extra_rows(first) == extra_rows(upstream)
+
+
+def test_import_into_a_campaign_that_has_the_dataset_keeps_its_uuid_in_the_references(
+        upstream, campaign, camp, tmp_path, example_data, store):
+    img0 = "run.bp/visualizations/density/image.000000.png"
+    camp("--repo", campaign, "add", "--name", img0, "plot.png", cwd=example_data)
+    camp("--repo", campaign, "commit", "-m", "mine")
+    mine = head_datasets(campaign)[0][img0].uuid
+    assert mine != "e5f7204773d9327db3c5867ca0364625"
+    camp("--repo", campaign, "import", upstream)
+    assert head_datasets(campaign)[0][img0].uuid == mine
+    out = tmp_path / "out.aca"
+    camp("--repo", campaign, "build", "-o", out)
+    assert query(out, "select thumbnail_itemuuid from visualization_sequence") == [(mine,)]
+    assert query(out, "select item_uuid from visualization_item where item_order = 0") == [(mine,)]
+    assert dangling(out) == []
+
+
+def test_a_second_archive_with_other_rows_of_a_kept_table_is_refused(upstream, campaign, camp, tmp_path):
+    camp("--repo", campaign, "import", upstream)
+    other = tmp_path / "other.aca"
+    shutil.copy(upstream, other)
+    with sqlite3.connect(other) as con:
+        con.execute("update visualization_sequence set vistype = 'contour'")
+    before = git_state(campaign)
+    r = camp("--repo", campaign, "import", other, ok=False)
+    assert_one_line_error(r, "extra table visualization_sequence: the campaign keeps other rows of it")
+    assert git_state(campaign) == before
+
+
+def test_build_runs_only_a_create_table_statement_from_a_manifest(upstream, campaign, camp, tmp_path):
+    camp("--repo", campaign, "import", upstream)
+    path = layout.extras_path("scalar_field")
+    with CampaignRepo.open(str(campaign)) as repo:
+        d = json.loads(repo.read_blob(repo.current(path)[1]))
+    out = tmp_path / "out.aca"
+    for ddl in ("CREATE TRIGGER scalar_field after insert on dataset begin delete from replica; end",
+                "CREATE TABLE scalar_field(datasetid INT PRIMARY KEY, metadata TEXT); DROP TABLE dataset",
+                "CREATE TABLE other(datasetid INT PRIMARY KEY, metadata TEXT)"):
+        with CampaignRepo.open(str(campaign)) as repo, repo.lock():
+            repo.stage_json(path, dumps({**d, "ddl": ddl}))
+            repo.commit_staged("tamper", IDENTITY)
+        r = camp("--repo", campaign, "build", "-o", out, ok=False)
+        assert_one_line_error(r, "extra table scalar_field")
+        assert not out.exists()
+
+
+def test_a_scalar_field_replica_is_checked_like_a_text_file(upstream, campaign, camp, tmp_path):
+    """status and verify stat and hash its file; camp add never turns a path into a SCALAR_FIELD."""
+    vis = tmp_path / "vis"
+    with sqlite3.connect(upstream) as con:  # the archive's directory on this machine, host laptop
+        con.execute("update host set hostname = 'laptop'")
+        con.execute("update directory set name = ?", (str(vis),))
+        (data,) = con.execute("select data from file where name = '4x4.float32.raw'").fetchone()
+        (path, mtime) = con.execute("select name, modtime from replica where rowid = 4").fetchone()
+    raw = vis / path
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(data)
+    os.utime(raw, ns=(mtime, mtime))
+    camp("--repo", campaign, "import", upstream)
+    name = "run.bp/sf/scalar.000000.raw"
+    assert name not in camp("--repo", campaign, "status").output
+    assert name not in camp("--repo", campaign, "verify", ok=False).output  # the others are missing here
+    raw.write_bytes(data[:-4] + b"\x00\x00\x00\x40")  # 1.0 -> 2.0: same size and mtime, other content
+    os.utime(raw, ns=(mtime, mtime))
+    r = camp("--repo", campaign, "verify", name, ok=False)
+    assert f"changed: {name} " in r.output and "checksum 0984e27f5d49 recorded" in r.output
+    raw.write_bytes(data + b"\x00" * 4)
+    assert f"modified:       {name}" in camp("--repo", campaign, "status").output
+    r = camp("--repo", campaign, "add", path, cwd=vis, ok=False)
+    assert_one_line_error(r, f"dataset {name} is SCALAR_FIELD, this path is TEXT")

@@ -79,14 +79,16 @@ def test_rm_tombstones_dataset_and_replicas_and_add_revives(campaign, camp, reco
     camp("--repo", campaign, "build", "-o", tmp_path / "a.aca", "--exclude-kind", "HDF5")
     with sqlite3.connect(tmp_path / "a.aca") as con:
         assert "heat.bp" not in [r[0] for r in con.execute("select name from dataset")]
-    # --keep-deleted compiles the tombstones into dataset.deltime and replica.deltime.
-    camp("--repo", campaign, "build", "-o", tmp_path / "k.aca", "--keep-deleted", "--exclude-kind", "HDF5")
+    # --keep-deleted compiles tombstones into dataset.deltime and replica.deltime, but not an ADIOS
+    # dataset's: ADIOS2 2.12.1 ignores their deletion time and would read them (docs/build.md).
+    r = camp("--repo", campaign, "build", "-o", tmp_path / "k.aca", "--keep-deleted", "--exclude-kind", "HDF5")
+    assert "--keep-deleted: the deleted rows of 1 ADIOS dataset (heat.bp) are left out" in r.stderr
     with sqlite3.connect(tmp_path / "k.aca") as con:
         rows = con.execute(
             "select d.deltime, r.deltime from dataset d join replica r on r.datasetid = d.rowid "
             "where d.name = 'heat.bp'"
         ).fetchall()
-        assert rows == [(ds.deltime, ds.deltime)]
+        assert rows == []
     assert manifest(campaign, "heat.bp", "HEAD~1").live
     # Removing it again is an error; camp add brings it back with its uuid, replica live again.
     one_line_error(camp("--repo", campaign, "rm", "heat.bp", ok=False), "'heat.bp' is already deleted")
@@ -599,7 +601,9 @@ def test_archive_replica_move_and_list(campaign, camp, recorded, tmp_path):
         f"removed replica {old.id} of pressure.bp: laptop:{old.dir}/pressure.bp",
     ]
     camp("--repo", campaign, "commit", "-m", "archived")
-    camp("--repo", campaign, "build", "-o", tmp_path / "m.aca", "--keep-deleted", "--exclude-kind", "HDF5")
+    r = camp("--repo", campaign, "build", "-o", tmp_path / "m.aca", "--keep-deleted", "--exclude-kind", "HDF5")
+    assert "camp: warning: pressure.bp left out of the archive" in r.stderr
+    assert "tape:/k[year1.tar]/run1/pressure.bp (Kronos archive, which ADIOS2 never reads)" in r.stderr
     with sqlite3.connect(tmp_path / "m.aca") as con:
         rows = con.execute(
             "select h.hostname, r.name, r.deltime > 0, a.tarname, a.system, h.default_protocol "
@@ -607,10 +611,9 @@ def test_archive_replica_move_and_list(campaign, camp, recorded, tmp_path):
             "left join archive a on "
             "a.rowid = r.archiveid where d.name = 'pressure.bp' order by 1"
         ).fetchall()
-    assert rows == [
-        ("laptop", "pressure.bp", 1, None, None, ""),
-        ("tape", "run1/pressure.bp", 0, "year1.tar", "Kronos", ""),
-    ]
+    # Only on Kronos now, which ADIOS2 never reads (and the scratch tombstone it would read as live):
+    # left out of the archive, with a warning (docs/build.md).
+    assert rows == []
     before = state(campaign)
     one_line_error(
         camp("--repo", campaign, "archive", "replica", "heat.bp", "tape:/nowhere", ok=False),

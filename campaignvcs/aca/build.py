@@ -14,32 +14,48 @@ with their final ids by one ``INSERT … SELECT`` at the end.
 
 What is written (see shared/aca-format.md):
 
+* datasets as ADIOS2 2.12.1 can open them (aca/rules.py, applied to each dataset before
+  its rows are made): one it could reach no replica of is left out, https replicas get
+  their metadata as md.* files, and so on; ``Counts.warnings`` says what that changed;
 * hosts: every host with a host manifest, plus every host an emitted replica names
   (``longhostname`` NULL, ``default_protocol`` "" and ``modtime`` = ``now`` when it has no
-  manifest); a host named only by omitted (deleted) replicas is left out;
+  manifest); a host named only by omitted replicas is left out;
 * directories: every (host, dir) an emitted replica or an archival location uses;
-* deleted datasets and replicas: left out entirely with ``omit_deleted`` (ADIOS2 2.12.1
-  still shows deleted ADIOS rows), else written with their ``deltime``;
+* deleted datasets and replicas: left out entirely with ``omit_deleted``, else written
+  with their ``deltime`` — except ADIOS ones, which ADIOS2 2.12.1 would read as live;
 * TAR index rows only for replicas inside an archive (they mean nothing elsewhere);
 * a dataset named in several time series belongs to the first series by name (the ACA
-  has one ``tsid`` per dataset); series members that are not emitted ADIOS/HDF5 datasets
-  are skipped, so ``tsorder`` stays consecutive from 0.
+  has one ``tsid`` per dataset); series members that are not emitted ADIOS/HDF5 datasets,
+  or that the rules write outside their series, are skipped, so ``tsorder`` stays
+  consecutive from 0.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from campaignvcs.aca.extras import Extras, write_extras
+from campaignvcs.aca.rules import (
+    HDF5_KEY,
+    MAX_NAMES,
+    NOTES_KEY,
+    Rules,
+    dump_notes,
+    left_out,
+    unlisted_archive,
+    warnings,
+)
 from campaignvcs.aca.schema import ACA_VERSION, INFO_ID, INFO_NAME, PROVENANCE_DDL_IF_MISSING, TABLES
 from campaignvcs.errors import CampError
+from campaignvcs.faults import fault as fault_point
 from campaignvcs.model import KINDS, Dataset, EmbeddedFile, Host, TimeSeries
+from campaignvcs.tempfiles import make_temp, remove_quietly, sweep
 
 BATCH = 2000
 """Datasets per executemany batch: large enough to amortise calls, small enough for memory."""
@@ -78,6 +94,10 @@ class Counts:
     datasets: int
     replicas: int
     files: int
+    warnings: tuple[str, ...] = ()
+    """What a reader should know: datasets left out or changed for ADIOS2 (aca/rules.py), HDF5."""
+    left_out: tuple[str, ...] = ()
+    """Datasets left out because ADIOS2 can reach none of their replicas."""
 
 
 def write_aca(
@@ -89,30 +109,52 @@ def write_aca(
     now: int,
     omit_deleted: bool = True,
     provenance: Mapping[str, str] | None = None,
+    extras: Extras | None = None,
+    fault: str | None = None,
 ) -> Counts:
     """Write an ACA file at ``path`` atomically; a failure leaves any previous file untouched.
 
     ``datasets`` should be sorted by name (their rowids follow the iteration order);
     ``read_blob`` returns the bytes of a blob id (embedded payloads, archive notes); ``now``
     (ns) stands for every "current time" so the same input gives the same tables.
-    ``provenance`` goes into camp's own ``camp_build`` table (see aca/schema.py).
+    ``provenance`` goes into camp's own ``camp_build`` table (see aca/schema.py); ``extras``
+    are the tables an import kept that camp does not model (see aca/extras.py). Datasets
+    go in as ADIOS2 2.12.1 can open them (aca/rules.py); ``Counts.warnings`` says what that
+    changed. ``fault`` names a crash-test point (see :func:`write_atomically`).
     """
     def fill(con: sqlite3.Connection) -> Counts:
-        return _Writer(con, now, omit_deleted, read_blob).write(datasets, hosts, timeseries, provenance)
+        writer = _Writer(con, now, omit_deleted, read_blob)
+        return writer.write(datasets, hosts, timeseries, provenance, extras)
 
-    counts = write_atomically(path, fill)
+    counts = write_atomically(path, fill, fault=fault)
     assert counts is not None
     return counts
 
 
+TEMP_SUFFIX = ".tmp"
+"""Temporary archives end here, never in ``.aca``: no reader takes a leftover for an archive."""
+
+
+def temp_prefix(path: str) -> str:
+    """The start of every temporary name of the archive ``path`` (hidden: ``.NAME.aca.``)."""
+    return "." + os.path.basename(path) + "."
+
+
 def write_atomically(path: str, fill: Callable[[sqlite3.Connection], Counts | None],
-                     start_from: str | None = None) -> Counts | None:
+                     start_from: str | None = None, fault: str | None = None) -> Counts | None:
     """Fill a new SQLite file (a copy of ``start_from``, or empty) beside ``path``, then rename it over it.
 
     ``fill`` returning None abandons the file and leaves ``path`` as it was; so does any error.
+    The temporary is ``.NAME.aca.<host>~<pid>~<start>~<random>.tmp`` (see campaignvcs/tempfiles.py):
+    first, the leftovers of this archive's killed builds — writer gone from this host, or
+    older than an hour when written elsewhere — are removed; a live writer's never are.
+    With ``fault`` ``"build-before-rename"`` the process kills itself once the temporary
+    is complete, just before the rename (crash tests).
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    prefix = temp_prefix(path)
+    sweep(folder, [prefix], TEMP_SUFFIX)
+    fd, tmp = make_temp(folder, prefix, TEMP_SUFFIX)
     os.close(fd)
     try:
         if start_from is not None:
@@ -128,10 +170,10 @@ def write_atomically(path: str, fill: Callable[[sqlite3.Connection], Counts | No
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
+        fault_point(fault, "build-before-rename")
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        remove_quietly(tmp)
         raise
     return counts
 
@@ -158,7 +200,12 @@ class _Writer:
         self.con = con
         self.now = now
         self.omit_deleted = omit_deleted
-        self.read_blob = read_blob
+        self.hdf5: tuple[int, list[str]] | None = None
+        """Live HDF5 datasets written: (number, first names); None until counted."""
+        self.source_blob = read_blob
+        self.rules = Rules({}, omit_deleted, read_blob)
+        """What ADIOS2 needs of each dataset (set up with the host manifests by :meth:`use_hosts`)."""
+        self.read_blob = self.rules.read_blob
         # Provisional ids (insertion order) for the small lookup tables.
         self.hosts: dict[str, int] = {}
         self.dirs: dict[tuple[str, str], int] = {}
@@ -174,7 +221,7 @@ class _Writer:
 
     def write(
         self, datasets: Iterable[Dataset], hosts: Iterable[Host], timeseries: Iterable[TimeSeries],
-        provenance: Mapping[str, str] | None = None,
+        provenance: Mapping[str, str] | None = None, extras: Extras | None = None,
     ) -> Counts:
         con = self.con
         # page_size must precede the first table; journal_mode=DELETE is what a legacy
@@ -189,6 +236,8 @@ class _Writer:
             con.execute(ddl)
         con.execute("insert into info values (?, ?, ?, ?)", (INFO_ID, INFO_NAME, ACA_VERSION, self.now))
         host_manifests = {h.name: h for h in hosts}
+        timeseries = sorted(timeseries, key=lambda s: s.name)
+        self.use_hosts(host_manifests, series=_series_of(timeseries))
         for host in sorted(host_manifests.values(), key=lambda h: h.name):
             self._host(host.name)
             for a in host.archives:
@@ -198,10 +247,52 @@ class _Writer:
         self._finish(host_manifests)
         self._timeseries(timeseries)
         if provenance is not None:
-            write_provenance(con, provenance)
+            write_provenance(con, self.with_notes(provenance))
+        if extras is not None:
+            write_extras(con, extras)  # last: references resolve against the dataset rows written
         con.execute("commit")
         con.execute("pragma journal_mode=delete")
-        return Counts(self.n_datasets, self.n_replicas, self.n_files)
+        return self.counts(self.n_datasets, self.n_replicas, self.n_files)
+
+    # -- what ADIOS2 needs (aca/rules.py) ------------------------------------------
+
+    def use_hosts(self, hosts: Mapping[str, Host], notes: dict[str, list] | None = None,
+                  series: Mapping[str, str] | None = None) -> None:
+        """Apply the ADIOS2 rules with these host manifests (and the notes of datasets not rewritten)."""
+        self.rules = Rules(hosts, self.omit_deleted, self.source_blob, notes, series)
+        self.read_blob = self.rules.read_blob
+
+    def prepare(self, datasets: Iterable[Dataset]) -> Iterator[Dataset]:
+        """The datasets as they go into the archive (see aca/rules.py); the others are left out."""
+        for ds in datasets:
+            ready = self.rules.prepare(ds)
+            if ready is not None:
+                yield ready
+
+    def with_notes(self, provenance: Mapping[str, str]) -> dict[str, str]:
+        """``provenance`` plus the notes of the datasets the rules changed or left out, and the HDF5 ones."""
+        out = dict(provenance)
+        if self.rules.notes:
+            out[NOTES_KEY] = dump_notes(self.rules.notes)
+        count, names = self.hdf5_datasets()
+        if count:
+            out[HDF5_KEY] = json.dumps([count, names], ensure_ascii=False)
+        return out
+
+    def hdf5_datasets(self) -> tuple[int, list[str]]:
+        """(number, first names) of the live HDF5 datasets written (ADIOS2 without HDF5 refuses them all)."""
+        if self.hdf5 is None:
+            names = [name for (name,) in self.con.execute(
+                "select d.name from dataset d where d.fileformat = 'HDF5' and d.deltime = 0 and exists "
+                "(select 1 from replica r where r.datasetid = d.rowid and r.deltime = 0) order by d.name")]
+            self.hdf5 = (len(names), names[:MAX_NAMES])
+        return self.hdf5
+
+    def counts(self, datasets: int, replicas: int, files: int) -> Counts:
+        """Counts with the warnings of this archive: the rules' notes and any HDF5 datasets."""
+        notes = self.rules.notes
+        return Counts(datasets, replicas, files, tuple(warnings(notes, self.hdf5_datasets())),
+                      tuple(left_out(notes)))
 
     # -- streaming -----------------------------------------------------------------
 
@@ -212,14 +303,12 @@ class _Writer:
         self._host(host)
         return self.dirs.setdefault((host, name), len(self.dirs) + 1)
 
-    def _datasets(self, datasets: Iterable[Dataset]) -> None:
+    def _datasets(self, datasets: Iterable[Dataset], prepared: bool = False) -> None:
         rows: dict[str, list[tuple]] = {
             t: [] for t in ("dataset", "rep", "file", "repfiles", "resolution", "accuracy", "tar")
         }
         pending = 0
-        for ds in datasets:
-            if ds.deltime and self.omit_deleted:
-                continue
+        for ds in datasets if prepared else self.prepare(datasets):
             self._dataset(ds, rows)
             pending += 1
             if pending >= BATCH:
@@ -235,20 +324,14 @@ class _Writer:
         self.n_datasets += 1
         dsid = self.n_datasets
         rows["dataset"].append((dsid, ds.name, ds.uuid, ds.modtime, ds.deltime, ds.kind))
-        for r in ds.replicas:
-            if r.deltime and self.omit_deleted:
-                continue
+        for r in ds.replicas:  # what the rules kept: deleted ones only if they are to be written
             self.n_replicas += 1
             repid = self.n_replicas
             archpid = 0
             if r.archive is not None:
                 archpid = self.archives.get((r.host, r.dir, r.archive), 0)
                 if not archpid:
-                    where = f"{r.dir}/{r.archive}" if r.archive else r.dir
-                    raise CampError(
-                        f"dataset {ds.name}: replica {r.path} is in archive {where} on host {r.host}, "
-                        "which that host's manifest does not list"
-                    )
+                    raise unlisted_archive(ds, r)
                 rows["tar"].extend(
                     (archpid, repid, t.filename, t.offset, t.offset_data, t.size) for t in r.tarindex
                 )
@@ -276,6 +359,7 @@ class _Writer:
             if batch:
                 self.con.executemany(_INSERT[table], batch)
                 batch.clear()
+        self.rules.forget_payloads()
 
     # -- final ids -----------------------------------------------------------------
 
@@ -351,12 +435,21 @@ class _Writer:
             order = 0
             for name in s.datasets:
                 row = self.con.execute("select fileformat from dataset where name = ?", (name,)).fetchone()
-                if name in placed or row is None or row[0] not in SERIES_KINDS:
+                if name in placed or row is None or row[0] not in SERIES_KINDS or name in self.rules.outside:
                     continue
                 placed.add(name)
                 updates.append((tsid, order, name))
                 order += 1
         self.con.executemany("update dataset set tsid = ?, tsorder = ? where name = ?", updates)
+
+
+def _series_of(timeseries: Iterable[TimeSeries]) -> dict[str, str]:
+    """Member name → the series it is placed in: the first by name that lists it (as :meth:`_Writer._timeseries`)."""
+    out: dict[str, str] = {}
+    for s in sorted(timeseries, key=lambda s: s.name):
+        for name in s.datasets:
+            out.setdefault(name, s.name)
+    return out
 
 
 def _file_key(f: EmbeddedFile) -> bytes:

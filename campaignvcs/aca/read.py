@@ -22,6 +22,12 @@ Choices (the archive says nothing about them):
   in that archive (``archive=""``). (``hpc_campaign manager upgrade`` drops that link.)
 * Directory rows that no replica or archive uses, host ``deltime`` (always 0) and
   directory times are not part of the campaign model and are not kept.
+* **Tables camp does not model** (hpc-campaign's development version adds
+  ``visualization_*`` and ``scalar_field``) are read by :mod:`campaignvcs.aca.extras`
+  into :class:`~campaignvcs.model.ExtraTable` objects, their dataset row ids and uuids
+  turned into references by name; what cannot be carried refuses the import unless the
+  caller drops it. camp's own ``camp_build`` table describes a build, not the campaign,
+  and is not kept.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import quote
 
+from campaignvcs.aca.extras import read_extras
 from campaignvcs.errors import BadInput
 from campaignvcs.model import (
     KINDS,
@@ -45,6 +52,7 @@ from campaignvcs.model import (
     Dataset,
     DatasetName,
     EmbeddedFile,
+    ExtraTable,
     Host,
     HostName,
     Replica,
@@ -138,6 +146,8 @@ class ArchiveContents:
 
     ``blobs`` maps the git blob id of every embedded payload and archive note to its bytes
     (``file.data`` exactly); ``files`` counts the distinct ``file`` rows replicas use.
+    ``extras`` are the tables camp does not model, ``left_out`` one line for each table
+    (view, trigger, index) the caller chose to leave out.
     """
 
     version: str
@@ -146,6 +156,8 @@ class ArchiveContents:
     timeseries: tuple[TimeSeries, ...]
     blobs: dict[str, bytes]
     files: int
+    extras: tuple[ExtraTable, ...] = ()
+    left_out: tuple[str, ...] = ()
 
     @property
     def replicas(self) -> int:
@@ -160,11 +172,13 @@ def blob_id(data: bytes) -> str:
     return h.hexdigest()
 
 
-def read_aca(path: str, shown: str | None = None) -> ArchiveContents:
+def read_aca(path: str, shown: str | None = None, drop_unknown: bool = False) -> ArchiveContents:
     """Read and check a whole archive; errors name it as ``shown`` (default: ``path``).
 
     The file is opened read-only (SQLite URI ``mode=ro``), so reading never changes it.
-    Raises :class:`MalformedArchive` for anything that is not a consistent 0.5–0.7 archive.
+    Raises :class:`MalformedArchive` for anything that is not a consistent 0.5–0.7 archive,
+    and :class:`~campaignvcs.aca.extras.UncarriableTable` for a table camp could not write
+    back correctly, unless ``drop_unknown`` (then it is named in ``left_out``).
     """
     shown = path if shown is None else shown
     if not os.path.exists(path):
@@ -177,7 +191,7 @@ def read_aca(path: str, shown: str | None = None) -> ArchiveContents:
     except sqlite3.Error as exc:
         raise MalformedArchive(f"{shown}: cannot open ({exc})") from None
     try:
-        return _Reader(con, shown).read()
+        return _Reader(con, shown, drop_unknown).read()
     except sqlite3.Error as exc:
         raise MalformedArchive(f"{shown}: cannot read the archive ({exc})") from None
     finally:
@@ -224,9 +238,10 @@ class _Rep:
 class _Reader:
     """One pass over one archive: small tables into dicts by rowid, then datasets."""
 
-    def __init__(self, con: sqlite3.Connection, shown: str) -> None:
+    def __init__(self, con: sqlite3.Connection, shown: str, drop_unknown: bool = False) -> None:
         self.con = con
         self.shown = shown
+        self.drop_unknown = drop_unknown
         self.version = ""
 
     def bad(self, problem: str) -> MalformedArchive:
@@ -411,7 +426,12 @@ class _Reader:
             )
             for tsid in series
         )
-        return ArchiveContents(self.version, host_list, tuple(out), ts, blobs, n_files)
+        extra = read_extras(
+            self.con, {rowid: (d[0], d[1]) for rowid, d in datasets.items()}, self.drop_unknown, self.shown
+        )
+        return ArchiveContents(
+            self.version, host_list, tuple(out), ts, blobs, n_files, extra.tables, extra.left_out
+        )
 
     def read_datasets(
         self, series: dict[int, str]

@@ -27,6 +27,7 @@ from campaignvcs.aca.build import (
     write_atomically,
     write_provenance,
 )
+from campaignvcs.aca.rules import HDF5_KEY, NOTES_KEY, load_hdf5, load_notes
 from campaignvcs.model import Dataset, EmbeddedFile, Host
 
 
@@ -39,20 +40,23 @@ def update_aca(
     now: int,
     omit_deleted: bool,
     provenance: Mapping[str, str],
+    fault: str | None = None,
 ) -> Counts | None:
     """Replace the rows of ``changed_names`` in the archive at ``path`` by those of ``datasets``.
 
     ``datasets`` are the new versions of (some of) the changed datasets — the others were
     removed or are excluded; ``hosts`` are the host manifests, which must equal those the
     archive was built from. Returns None, leaving the file untouched, when only a full
-    build gives the right tables.
+    build gives the right tables. The datasets go through the same ADIOS2 rules as in a
+    full build; the notes of the unchanged ones are carried over from the archive, so the
+    warnings are those of a full build too. ``fault``: see :func:`write_atomically`.
     """
     names = sorted(set(changed_names))
 
     def fill(con: sqlite3.Connection) -> Counts | None:
         return _Patcher(con, now, omit_deleted, read_blob).patch(names, datasets, hosts, provenance)
 
-    return write_atomically(path, fill, start_from=path)
+    return write_atomically(path, fill, start_from=path, fault=fault)
 
 
 class _Patcher(_Writer):
@@ -67,12 +71,22 @@ class _Patcher(_Writer):
         for ddl in _STAGING:
             con.execute(ddl)
         self._load_ids()
+        built = dict(con.execute("select key, value from camp_build"))
+        notes = load_notes(built.get(NOTES_KEY))
+        for name in names:
+            notes.pop(name, None)
+        self.use_hosts(hosts, notes)
+        # The HDF5 count of the archive stands unless an HDF5 dataset changes (counting scans the table).
+        hdf5_changed = any(con.execute("select 1 from dataset where name = ? and fileformat = 'HDF5'",
+                                       (name,)).fetchone() for name in names)
         before = (len(self.hosts), len(self.dirs), len(self.keys))
         old_hosts = list(self.hosts)
         touched = self._delete(names)
-        datasets = list(datasets)
+        datasets = list(self.prepare(datasets))
+        if not hdf5_changed and not any(ds.kind == "HDF5" for ds in datasets):
+            self.hdf5 = load_hdf5(built.get(HDF5_KEY))
         self._share_existing_files(datasets)
-        self._datasets(datasets)
+        self._datasets(datasets, prepared=True)
         new_hosts = list(self.hosts)[len(old_hosts):]
         if old_hosts and new_hosts and min(new_hosts) < max(old_hosts):
             con.execute("rollback")  # a full build numbers hosts by name
@@ -89,10 +103,10 @@ class _Patcher(_Writer):
             ((*_host_columns(hosts.get(name), self.now), name) for name in self.hosts),
         )
         con.execute("update info set modtime = ?", (self.now,))
-        write_provenance(con, provenance)
+        write_provenance(con, self.with_notes(provenance))
         con.execute("commit")
         con.execute("pragma journal_mode=delete")
-        return Counts(*(con.execute(sql).fetchone()[0] for sql in (
+        return self.counts(*(con.execute(sql).fetchone()[0] for sql in (
             "select count(*) from dataset", "select count(*) from replica", "select count(*) from file")))
 
     def _load_ids(self) -> None:

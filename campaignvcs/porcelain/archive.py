@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from dulwich.objects import parse_tree
 
 from campaignvcs import layout
 from campaignvcs.aca.build import Counts, write_aca
+from campaignvcs.aca.check import CheckReport, check_archive
+from campaignvcs.aca.extras import extras_for_build
+from campaignvcs.aca.rules import RULES_VERSION
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.model import KINDS, Dataset
@@ -34,6 +37,14 @@ class BuildResult:
     """True when the previous archive was patched instead of written anew."""
     rewritten: int = 0
     """Datasets whose rows an incremental build replaced."""
+    warnings: list[str] = field(default_factory=list)
+    """What readers should know: datasets left out or changed so ADIOS2 opens the archive, HDF5."""
+    left_out: list[str] = field(default_factory=list)
+    """Datasets left out because ADIOS2 2.12.1 can reach none of their replicas (see docs/build.md)."""
+    instead_of: str | None = None
+    """The store's own archive path, when another repository's archive is there and this one went elsewhere."""
+    check: CheckReport | None = None
+    """With ``check``: what the installed ADIOS2 made of the archive (opened in a child process)."""
 
 
 INCREMENTAL_LIMIT = 5000
@@ -51,6 +62,9 @@ def build(
     hooks: bool = True,
     warn: Callable[[str], None] | None = None,
     full: bool = False,
+    force: bool = False,
+    check: bool = False,
+    elsewhere_if_taken: bool = False,
 ) -> BuildResult:
     """Compile commit ``rev`` (default HEAD) into an ACA file.
 
@@ -64,6 +78,14 @@ def build(
     the archive is in place (a failure goes to ``warn``). When the output is an archive
     this repository built from another commit with the same options, only the datasets
     that changed are rewritten (an incremental build) unless ``full``.
+
+    An existing archive another repository built (its ``camp_build`` table says which), or
+    that camp did not build, is never overwritten unless ``force``; with
+    ``elsewhere_if_taken`` (``camp clone``) the archive then goes to the first free
+    ``<archive name>-<n>.aca`` beside it. Datasets ADIOS2 cannot open are left out and the
+    result's ``warnings`` say which and why (docs/build.md). With ``check`` the installed
+    ADIOS2 opens the result in a child process (``result.check``). ``CAMP_FAULT`` in
+    ``env`` (tests only) kills the process at a named point, as ``kill -9`` would.
     """
     unknown = [k for k in exclude_kinds if k not in KINDS]
     if unknown:
@@ -74,6 +96,10 @@ def build(
         commit_id = camp.resolve(rev)
         commit = camp.read_commit(commit_id)
         path = _output_path(camp, commit_id, output, cwd, env)
+        wanted = path
+        if not force:
+            path = _claim(camp.root, path, elsewhere_if_taken)
+        fault = env.get("CAMP_FAULT")
         if hooks:
             from campaignvcs.porcelain.hooks import post_hook, run_hook
 
@@ -83,7 +109,7 @@ def build(
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             patched = None if full else _update(
-                camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds
+                camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds, fault
             )
             counts = patched[0] if patched else write_aca(
                 path,
@@ -95,6 +121,8 @@ def build(
                 now=now,
                 omit_deleted=omit_deleted,
                 provenance=provenance,
+                extras=extras_for_build(camp, commit.tree, warn),
+                fault=fault,
             )
         except OSError as exc:
             raise CampError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -103,14 +131,19 @@ def build(
         result = BuildResult(
             path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path),
             incremental=patched is not None, rewritten=patched[1] if patched else 0,
+            warnings=list(counts.warnings), left_out=list(counts.left_out),
+            instead_of=wanted if path != wanted else None,
         )
+        if check:
+            result = replace(result, check=check_archive(path, env))
         if hooks:
             post_hook(camp, "post-build", env, warn, commit=commit_id, archive=path)
         return result
 
 
 def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, str], now: int,
-            omit_deleted: bool, exclude_kinds: tuple[str, ...]) -> tuple[Counts, int] | None:
+            omit_deleted: bool, exclude_kinds: tuple[str, ...],
+            fault: str | None = None) -> tuple[Counts, int] | None:
     """Patch the archive at ``path`` if this repository built it with the same options; None: build in full.
 
     Only dataset changes are patched: a change to campaign.json, a host manifest or a
@@ -121,7 +154,7 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
     from campaignvcs.history_model import changed_paths, folder_dataset
 
     built = read_provenance(path) if os.path.isfile(path) else None
-    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds", "camp_version")
+    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds", "camp_version", "adios2_rules")
     if not built or "tree" not in built or any(built.get(k) != provenance[k] for k in same):
         return None
     old_tree = built["tree"].encode()
@@ -130,8 +163,10 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
     except (CampError, KeyError, ValueError):
         return None  # built from a commit this repository no longer has
     if any(camp.lookup(old_tree, top) != camp.lookup(tree, top)
-           for top in (layout.CAMPAIGN, layout.HOSTS, layout.TIMESERIES)):
+           for top in (layout.CAMPAIGN, layout.HOSTS, layout.TIMESERIES, layout.EXTRAS)):
         return None
+    if camp.lookup(tree, layout.EXTRAS) is not None:
+        return None  # extra tables hold dataset row ids, which a patch renumbers: a full build maps them
     changes = []
     for number, change in enumerate(changed_paths(camp, old_tree, tree, layout.DATASETS)):
         if number >= INCREMENTAL_LIMIT:
@@ -149,7 +184,7 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
     if any(names.intersection(series.datasets) for series in camp.timeseries(tree)):
         return None  # a member's series order depends on its neighbours: renumbered by a full build
     counts = update_aca(path, names, sorted(new, key=lambda d: d.name), {h.name: h for h in camp.hosts(tree)},
-                        lambda blob: camp.read_blob(blob.encode()), now, omit_deleted, provenance)
+                        lambda blob: camp.read_blob(blob.encode()), now, omit_deleted, provenance, fault)
     return None if counts is None else (counts, len(names))
 
 
@@ -166,7 +201,42 @@ def _provenance(camp: CampaignRepo, commit: bytes, tree: bytes, omit_deleted: bo
         "omit_deleted": "1" if omit_deleted else "0",
         "exclude_kinds": ",".join(sorted(exclude_kinds)),
         "camp_version": __version__,
+        "adios2_rules": RULES_VERSION,
     }
+
+
+def _claim(root: str, path: str, elsewhere: bool) -> str:
+    """``path`` if this repository may write it; else, with ``elsewhere``, the first free ``-<n>`` name.
+
+    Free means: absent, or an archive whose ``camp_build`` table names this repository.
+    Anything else — another repository's archive, hpc-campaign's, a file that is no
+    archive — belongs to someone else and is refused (``--force`` overrides).
+    """
+    owner = _other_owner(root, path)
+    if owner is None:
+        return path
+    if elsewhere:
+        stem = path[: -len(ACA_SUFFIX)]
+        for n in range(2, 1000):
+            candidate = f"{stem}-{n}{ACA_SUFFIX}"
+            if _other_owner(root, candidate) is None:
+                return candidate
+    raise CampError(f"{path} was built by {owner}: not overwritten; pass --force to replace it, "
+                    "or -o PATH.aca to build elsewhere")
+
+
+def _other_owner(root: str, path: str) -> str | None:
+    """Who else built the archive at ``path`` (as a phrase), or None when it is absent or this repository's."""
+    from campaignvcs.aca.read import read_provenance
+
+    if not os.path.lexists(path):
+        return None
+    built = read_provenance(path)
+    if built is None or "repository" not in built:
+        return "another tool (it has no camp_build table)"
+    if built["repository"] == root:
+        return None
+    return f"another repository ({built['repository']})"
 
 
 def _output_path(

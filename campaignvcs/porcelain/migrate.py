@@ -3,19 +3,24 @@
 The archive is read and checked completely before the repository lock is taken, and the
 import is committed under that lock without ever writing the staging area on its own:
 either the commit lands, or the repository (HEAD, staging area) is exactly as before.
+
+Tables camp does not model are kept as ``extras/<table>.json`` (see
+:mod:`campaignvcs.aca.extras`) and written back by every build; a table camp cannot carry
+refuses the import unless ``drop_unknown_tables``, which leaves it out and says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from campaignvcs import layout
 from campaignvcs.aca.read import ArchiveContents, read_aca
 from campaignvcs.errors import BadInput, CampError
-from campaignvcs.model import Archive, Dataset, Host, TimeSeries
+from campaignvcs.model import Archive, Dataset, ExtraTable, Host, TimeSeries, dataset_ref, is_dataset_ref
 from campaignvcs.porcelain.common import environ, identity, open_repo
 from campaignvcs.porcelain.workspace import _open_cache, _token
 from campaignvcs.repo import CampaignRepo
@@ -33,6 +38,10 @@ class ImportResult:
     files: int
     hosts: int
     timeseries: int
+    extras: int = 0
+    """Tables camp does not model, kept in ``extras/`` and written back by ``camp build``."""
+    left_out: tuple[str, ...] = ()
+    """One line per thing left out: tables, views, triggers (``drop_unknown_tables``), camp-table indexes."""
 
 
 def import_aca(
@@ -41,6 +50,7 @@ def import_aca(
     repo: str | None = None,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    drop_unknown_tables: bool = False,
 ) -> ImportResult:
     """Record everything an ACA file describes as one commit (message ``-m`` or ``Import <name>``).
 
@@ -50,6 +60,9 @@ def import_aca(
     Host manifests merge their archival locations (imported values win where the archive
     sets them); time series get the imported members appended in order. Refused while
     the staging area has changes, so the commit holds the import and nothing else.
+    Tables camp does not model are kept (``extras/``); one it cannot carry through a
+    build refuses the import unless ``drop_unknown_tables``. An extra table the campaign
+    already keeps must hold the same rows, a subset or a superset of the archive's.
     """
     env = environ(env)
     cwd = cwd or os.getcwd()
@@ -59,7 +72,9 @@ def import_aca(
         raise BadInput("no archive given: camp import ARCHIVE.aca")
     with open_repo(repo, cwd, env) as camp:
         _refuse_staged(camp)
-        contents = read_aca(os.path.join(cwd, os.path.expanduser(path)), shown=path)
+        contents = read_aca(
+            os.path.join(cwd, os.path.expanduser(path)), shown=path, drop_unknown=drop_unknown_tables
+        )
         text = message if message is not None else f"Import {os.path.basename(path.rstrip('/'))}"
         with camp.lock():
             _refuse_staged(camp)
@@ -73,6 +88,8 @@ def import_aca(
             files=contents.files,
             hosts=len(contents.hosts),
             timeseries=len(contents.timeseries),
+            extras=len(contents.extras),
+            left_out=contents.left_out,
         )
 
 
@@ -101,6 +118,7 @@ def _import_locked(
 
 def _stage(camp: CampaignRepo, contents: ArchiveContents) -> list[Dataset]:
     """Stage (in memory only) every payload and manifest; returns the datasets that changed."""
+    extras = _merged_extras(camp, contents)  # first: a refusal must come before any work
     for bid, data in contents.blobs.items():
         if camp.add_blob(data).decode() != bid:
             raise RuntimeError(f"blob id mismatch for {bid}")
@@ -123,7 +141,73 @@ def _stage(camp: CampaignRepo, contents: ArchiveContents) -> list[Dataset]:
         merged_series = series if existing_series is None else merge_timeseries(existing_series, series)
         if merged_series != existing_series:
             camp.stage_json(path, merged_series.dumps())
+    for table in extras:
+        camp.stage_json(layout.extras_path(table.name), table.dumps())
     return changed
+
+
+def _merged_extras(camp: CampaignRepo, contents: ArchiveContents) -> list[ExtraTable]:
+    """The extra-table manifests the import changes, with references to the campaign's uuids.
+
+    A dataset the campaign already has keeps its uuid, so a reference to it (made with the
+    archive's uuid) takes the campaign's.
+    """
+    uuids: dict[str, str] = {}
+
+    def campaign_uuid(name: str) -> str:
+        """The uuid the campaign keeps for ``name`` ("" when the import brings the dataset)."""
+        if name not in uuids:
+            existing = camp.dataset(name)
+            uuids[name] = existing.uuid if existing is not None else ""
+        return uuids[name]
+
+    out = []
+    for table in contents.extras:
+        table = with_campaign_uuids(table, campaign_uuid)
+        path = layout.extras_path(table.name)
+        entry = camp.current(path)
+        existing = None if entry is None else ExtraTable.loads(camp.read_blob(entry[1]), what=path)
+        merged = table if existing is None else merge_extra(existing, table)
+        if merged != existing:
+            out.append(merged)
+    return out
+
+
+def with_campaign_uuids(table: ExtraTable, uuid_of: Callable[[str], str]) -> ExtraTable:
+    """``table`` with every dataset reference carrying the uuid ``uuid_of`` gives its name (if any)."""
+    rows = tuple(
+        tuple(dataset_ref(c["dataset"], uuid_of(c["dataset"]) or c["uuid"]) if is_dataset_ref(c) else c
+              for c in row)
+        for row in table.rows
+    )
+    return dataclasses.replace(table, rows=rows)
+
+
+def merge_extra(existing: ExtraTable, imported: ExtraTable) -> ExtraTable:
+    """One extra table from the campaign's and the archive's: the one whose rows include the other's.
+
+    camp does not merge rows of tables it does not understand (their own ids, such as
+    ``visid``, would collide): different definitions, or rows neither side fully holds,
+    are refused with BadInput naming the table.
+    """
+    if not existing.same_definition(imported):
+        raise BadInput(
+            f"extra table {imported.name}: the campaign keeps it with another definition (from an earlier "
+            "import); camp does not merge tables it does not model"
+        )
+    have, new = _row_keys(existing), _row_keys(imported)
+    if new <= have:
+        return existing
+    if have <= new:
+        return imported
+    raise BadInput(
+        f"extra table {imported.name}: the campaign keeps other rows of it (from an earlier import) than "
+        "this archive; camp does not merge tables it does not model"
+    )
+
+
+def _row_keys(table: ExtraTable) -> set[str]:
+    return {json.dumps(row, sort_keys=True) for row in table.rows}
 
 
 def merge_dataset(existing: Dataset, imported: Dataset) -> Dataset:

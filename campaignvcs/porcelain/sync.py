@@ -719,6 +719,12 @@ def _locate_campaign(rclone: object, url: str, name: str | None) -> tuple[str, s
 
 
 def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
+    """Build the new clone's archive into the campaign store, beside another clone's if that one is there.
+
+    Another repository's archive at the store's name (a first clone of the same campaign
+    on this machine) is left alone: this clone's goes to ``<archive name>-<n>.aca``, and a
+    warning says so.
+    """
     import dataclasses
 
     from campaignvcs.config import load_user_config
@@ -728,7 +734,12 @@ def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
     try:
         from campaignvcs.porcelain.archive import build
 
-        path = build(repo=result.path, cwd=result.path, env=env).path
+        built = build(repo=result.path, cwd=result.path, env=env, elsewhere_if_taken=True)
     except (ImportError, CampError) as exc:
         return dataclasses.replace(result, warnings=[f"archive not built: {exc}"])
-    return dataclasses.replace(result, archive=path)
+    warnings = [*result.warnings, *built.warnings]
+    if built.instead_of is not None:
+        warnings.append(f"{built.instead_of} was built by another repository, so this clone's archive is "
+                        f"{built.path} (camp build -o {built.path} rebuilds it)")
+    return dataclasses.replace(result, archive=built.path, warnings=warnings)
+

@@ -1,0 +1,311 @@
+"""camp build --check: open an archive with the installed ADIOS2 in a child process.
+
+ADIOS2 reads a campaign archive inside the reader's process, and some archives make it
+crash (SIGSEGV) rather than fail: a checker that opened the archive itself would die
+with it. So the archive is opened by a separate Python (``sys.executable``, the one that
+runs camp, so the same adios2), which lists every variable, reads a little of each, and
+writes what happened, line by line, to a file the parent reads afterwards — a crash then
+still says where it happened. The child inherits the caller's environment: ADIOS2 reads
+``~/.config/hpc-campaign/config.yaml`` and ``hosts.yaml`` like any reader on this host.
+
+The report names every dataset ADIOS2 could not read, and the kinds this ADIOS2 build
+cannot read at all (the PyPI wheel has no HDF5 engine: an archive listing any HDF5
+dataset does not open), with the ``--exclude-kind`` that makes an archive it can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from campaignvcs.aca.rules import ADIOS2_KINDS
+
+TIMEOUT = 600.0
+"""Seconds the child may take (remote reads that hang count as failures, not as a stuck build)."""
+
+ENGINES = {"HDF5": "HDF5"}
+"""Dataset kind → the ADIOS2 feature (``ADIOS2_HAVE_<name>`` in ADIOSConfig.h) needed to read it."""
+
+_PROBE = r"""
+import json, os, sys
+
+out = open(sys.argv[2], "a", encoding="utf-8")
+
+def emit(**kv):
+    out.write(json.dumps(kv) + "\n")
+    out.flush()
+
+def features(module):
+    base = os.path.dirname(os.path.abspath(module.__file__))
+    for folder in (os.path.join(base, "include"), os.path.join(base, "..", "..", "..", "..", "include")):
+        try:
+            with open(os.path.join(folder, "adios2", "common", "ADIOSConfig.h"), encoding="utf-8") as h:
+                text = h.read()
+        except OSError:
+            continue
+        return sorted(line.split()[1][len("ADIOS2_HAVE_"):] for line in text.splitlines()
+                      if line.startswith("#define ADIOS2_HAVE_"))
+    return None
+
+try:
+    import adios2
+except Exception as exc:
+    emit(adios2=None, error=str(exc))
+    sys.exit(0)
+emit(adios2=str(getattr(adios2, "__version__", "?")), location=os.path.dirname(adios2.__file__),
+     features=features(adios2))
+try:
+    reader = adios2.FileReader(sys.argv[1])
+except Exception as exc:
+    emit(open=False, error=str(exc))
+    sys.exit(0)
+emit(open=True)
+variables = reader.available_variables()
+attributes = reader.available_attributes()
+emit(variables=sorted(variables), attributes=sorted(attributes))
+for name in sorted(variables):
+    info = variables[name]
+    emit(reading=name)
+    try:
+        steps = int(info.get("AvailableStepsCount") or 1)
+        shape = [int(n) for n in str(info.get("Shape", "")).replace(" ", "").split(",") if n]
+        # A text or image is copied whole into the caller's buffer whatever the selection:
+        # a smaller selection overruns the buffer (heap corruption in 2.12.1). Read it whole.
+        whole = name + "/__dataset_type__" in attributes
+        if shape and not whole:
+            reader.read(name, [0] * len(shape), [1] * len(shape), step_selection=[0, 1])
+        elif steps > 1:
+            reader.read(name, step_selection=[0, 1])
+        else:
+            reader.read(name)
+        emit(read=name, ok=True)
+    except Exception as exc:
+        emit(read=name, ok=False, error=str(exc))
+try:
+    reader.close()
+except Exception as exc:
+    emit(closed=False, error=str(exc))
+emit(done=True)
+"""
+"""The child: opens ``argv[1]``, reports to the file ``argv[2]`` (one JSON object per line)."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A dataset (or time series) the installed ADIOS2 could not read, and why."""
+
+    dataset: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What the installed ADIOS2 made of an archive."""
+
+    ok: bool
+    """True when ADIOS2 opened the archive and read every dataset it lists."""
+    adios2: str
+    """``adios2 <version> (<location>)``, or why there is none."""
+    opened: bool
+    crashed: bool
+    """ADIOS2 killed its process (the signal is in ``error``)."""
+    error: str
+    """Why the archive did not open (or the crash), as one line; empty when it opened."""
+    datasets: int
+    """Datasets and time series ADIOS2 should show."""
+    variables: int
+    unreadable: list[Unreadable] = field(default_factory=list)
+    missing_kinds: list[str] = field(default_factory=list)
+    """Kinds in this archive that this ADIOS2 build has no engine for (e.g. HDF5 in the PyPI wheel)."""
+    advice: list[str] = field(default_factory=list)
+    """What to do about it (``--exclude-kind``, hosts.yaml)."""
+
+
+def check_archive(path: str, env: Mapping[str, str], timeout: float = TIMEOUT) -> CheckReport:
+    """Open ``path`` with the installed ADIOS2 in a child process and report what it could not read."""
+    import subprocess
+    import tempfile
+
+    units = _units(path)
+    fd, log = tempfile.mkstemp(prefix="camp-check-", suffix=".jsonl")
+    os.close(fd)
+    try:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROBE, os.path.abspath(path), log],
+                env=dict(env), cwd=os.path.dirname(os.path.abspath(path)),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+            )
+            returncode: int | None = proc.returncode
+            stderr = proc.stderr.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            returncode, stderr = None, ""
+        with open(log, encoding="utf-8", errors="replace") as f:
+            events = [_event(line) for line in f]
+    finally:
+        os.unlink(log)
+    return _report(units, [e for e in events if e], returncode, stderr, timeout)
+
+
+def _event(line: str) -> dict | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None  # a line the crash cut short
+    return value if isinstance(value, dict) else None
+
+
+@dataclass
+class _Unit:
+    """A name under which ADIOS2 shows things: a dataset, or a time series (its members vanish)."""
+
+    name: str
+    kinds: set[str] = field(default_factory=set)
+    members: list[str] = field(default_factory=list)
+
+
+def _units(path: str) -> dict[str, _Unit]:
+    """What ADIOS2 2.12.1 lists of the archive: live datasets of the kinds it reads, series by name."""
+    uri = "file:" + quote(os.path.abspath(path), safe="/") + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True)
+    try:
+        rows = con.execute(
+            "select d.name, d.fileformat, coalesce(t.name, '') from dataset d "
+            "left join timeseries t on t.tsid = d.tsid and d.fileformat in ('ADIOS', 'HDF5') "
+            "where (d.fileformat = 'ADIOS' or d.deltime = 0) and exists "
+            "(select 1 from replica r where r.datasetid = d.rowid and (d.fileformat = 'ADIOS' or r.deltime = 0)) "
+            "order by d.name"
+        ).fetchall()
+    finally:
+        con.close()
+    units: dict[str, _Unit] = {}
+    for name, kind, series in rows:
+        if kind not in ADIOS2_KINDS:
+            continue
+        unit = units.setdefault(series or name, _Unit(series or name))
+        unit.kinds.add(kind)
+        unit.members.append(name)
+    return units
+
+
+def _owner(units: Mapping[str, _Unit], variable: str) -> str | None:
+    """The unit a variable or attribute belongs to: the longest name it equals or starts with + '/'."""
+    name = variable
+    while True:
+        if name in units:
+            return name
+        cut = name.rfind("/")
+        if cut < 0:
+            return None
+        name = name[:cut]
+
+
+def _report(units: dict[str, _Unit], events: list[dict], returncode: int | None, stderr: str,
+            timeout: float) -> CheckReport:
+    first = events[0] if events else {}
+    if first.get("adios2") is None:
+        tail = stderr.strip().splitlines()
+        if returncode is not None and returncode < 0:
+            reason = f"the check process crashed ({_signal_name(-returncode)}) before adios2 was loaded"
+        elif returncode is None:
+            reason = f"the check process did not finish within {timeout:.0f} s"
+        else:
+            reason = "cannot import adios2: " + _clean(first.get("error") or (tail[-1] if tail else "no answer"))
+        return CheckReport(False, "adios2 not loaded", False, False, reason, len(units), 0)
+    adios2 = f"adios2 {first['adios2']} ({first.get('location', '?')})"
+    features = first.get("features")
+    present = {k for u in units.values() for k in u.kinds}
+    missing = sorted(k for k, feature in ENGINES.items()
+                     if k in present and features is not None and feature not in features)
+    advice = [
+        f"this ADIOS2 has no {kind} engine: it cannot open an archive that lists any {kind} dataset "
+        f"({_names(units, kind)}); camp build --exclude-kind {kind} writes one it can open"
+        for kind in missing
+    ]
+    opened = any(e.get("open") is True for e in events)
+    failed_open = next((e for e in events if e.get("open") is False), None)
+    variables = next((e for e in events if "variables" in e), {})
+    reading = [e["reading"] for e in events if "reading" in e]
+    done = {e["read"]: e for e in events if "read" in e}
+    crashed = returncode is not None and returncode < 0
+    error = ""
+    unreadable: dict[str, str] = {}
+    if crashed or returncode is None:
+        what = "crashed (" + _signal_name(-returncode) + ")" if returncode is not None else \
+            f"did not finish within {timeout:.0f} s"
+        current = reading[-1] if reading and reading[-1] not in done else None
+        if not opened:
+            error = f"ADIOS2 {what} while opening the archive"
+        elif current is not None:
+            error = f"ADIOS2 {what} while reading {current}"
+            unit = _owner(units, current)
+            if unit is not None:
+                unreadable[unit] = f"ADIOS2 {what} reading {current}"
+        else:
+            error = f"ADIOS2 {what} while closing the archive"
+    elif failed_open is not None:
+        error = "ADIOS2 cannot open the archive: " + _clean(failed_open.get("error", ""))
+    elif not opened:
+        error = "the check process ended without an answer" + (f": {_clean(stderr)}" if stderr.strip() else "")
+    if opened:
+        shown = set()
+        for name in [*variables.get("variables", []), *variables.get("attributes", [])]:
+            unit = _owner(units, name)
+            if unit is not None:
+                shown.add(unit)
+        for name, e in done.items():
+            unit = _owner(units, name)
+            if unit is not None and not e.get("ok") and unit not in unreadable:
+                unreadable[unit] = f"reading {name}: {_clean(e.get('error', ''))}"
+        if not crashed and returncode is not None:
+            for unit in units:
+                if unit not in shown and unit not in unreadable:
+                    unreadable[unit] = "ADIOS2 lists nothing of it"
+    reasons = [error, *unreadable.values()]
+    if any("No acceptable protocol" in r for r in reasons):
+        advice.append("ADIOS2 reads a dataset on another host only through an ssh or xrootd entry for that "
+                      "host in ~/.config/hpc-campaign/hosts.yaml")
+    if any("libsodium" in r for r in reasons):
+        advice.append("this ADIOS2 has no libsodium: it reads encrypted datasets only where a replica is on "
+                      "this host")
+    if any("port = 30000" in r for r in reasons):
+        advice.append("ADIOS2 reaches other hosts through the connector on port 30000: run camp connect")
+    ok = opened and not error and not unreadable
+    return CheckReport(
+        ok, adios2, opened, crashed, error, len(units), len(variables.get("variables", [])),
+        [Unreadable(name, reason) for name, reason in sorted(unreadable.items())], missing, advice,
+    )
+
+
+def _names(units: Mapping[str, _Unit], kind: str, limit: int = 3) -> str:
+    names = [m for u in units.values() for m in u.members if kind in u.kinds]
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_PREFIX = re.compile(r"^\s*\[[^\]]*\]\s*\[ADIOS2 [A-Z]+\]\s*(<[^>]*>\s*)*:\s*")
+
+
+def _clean(message: str) -> str:
+    """One readable line of an ADIOS2 exception text (no colours, no time stamp, no ``iostream error``)."""
+    text = _ANSI.sub("", message)
+    text = _PREFIX.sub("", text.strip())
+    text = " ".join(text.split())
+    for tail in (": iostream error", ":iostream error"):
+        if text.endswith(tail):
+            text = text[: -len(tail)].rstrip()
+    return text[:400] or "no message"
