@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
+import json
 import os
 import random
 import subprocess
@@ -167,7 +169,10 @@ def test_attribute_types_survive(tmp_path, attribute_path):
         assert enum.get_class() == h5t.ENUM and enum.enum_nameof(2) == b"BLUE"
         assert a["flag"]
         assert isinstance(a["empty"], h5py.Empty)
-        assert not a["ref"]  # a reference would point into the source: null, as H5Ocopy does
+        if attribute_path == "c":  # the reference points at the copy of its target
+            assert out[a["ref"]].name == "/g"
+        else:  # without HDF5's C functions references cannot be rewritten: null, as H5Ocopy makes them
+            assert not a["ref"]
         assert a["uses_named_type"] == 1.5
         assert isinstance(out["committed_t"], h5py.Datatype)
 
@@ -377,3 +382,110 @@ def test_same_as_reference_tool_except_where_it_is_wrong(tmp_path):
     with h5py.File(tmp_path / "ref.h5", "r") as ref, open_copy(tmp_path / "s.h5") as out:
         assert describe(out) == describe(ref)
         assert dict(ref.attrs) == {}  # the reference drops the root attributes
+
+
+# --- dimension scales and netCDF-4 ------------------------------------------------------
+
+
+def make_netcdf_like(path) -> None:
+    """netCDF-4's layout made with h5py: dimension scales attached to small and large variables."""
+    with h5py.File(path, "w") as f:
+        time_ = f.create_dataset("time", data=np.arange(5.0))
+        time_.make_scale("time")
+        lon = f.create_dataset("lon", data=np.arange(300.0))  # large: recreated, not H5Ocopy'd
+        lon.make_scale("lon")
+        lat = f.create_dataset("lat", data=np.arange(3.0))
+        lat.make_scale("lat")
+        temp = f.create_dataset("group/temp", data=np.zeros((5, 3, 300), dtype="f4"))
+        flag = f.create_dataset("flag", data=np.zeros((5, 3), dtype="i1"))
+        for dset, scales in ((temp, (time_, lat, lon)), (flag, (time_, lat))):
+            for i, scale in enumerate(scales):
+                dset.dims[i].attach_scale(scale)
+        temp.attrs["units"] = "K"
+
+
+def test_dimension_scales_stay_attached_in_the_copy(tmp_path, attribute_path):
+    make_netcdf_like(tmp_path / "nc.h5")
+    with open_copy(tmp_path / "nc.h5") as out:
+        if attribute_path == "h5py":  # no C functions: references cannot be rewritten
+            return
+        temp, flag = out["group/temp"], out["flag"]
+        assert [[s.name for s in temp.dims[i].values()] for i in range(3)] == [["/time"], ["/lat"], ["/lon"]]
+        assert [[s.name for s in flag.dims[i].values()] for i in range(2)] == [["/time"], ["/lat"]]
+        assert temp.dims[2].label == "" and out["lon"].is_scale
+        # REFERENCE_LIST on each scale names the copied variables and their dimension index
+        refs = {
+            n: sorted((out[r].name, int(k)) for r, k in out[n].attrs["REFERENCE_LIST"])
+            for n in ("time", "lat", "lon")
+        }
+        assert refs == {
+            "time": [("/flag", 0), ("/group/temp", 0)],
+            "lat": [("/flag", 1), ("/group/temp", 1)],
+            "lon": [("/group/temp", 2)],
+        }
+        assert h5py.h5ds.is_attached(temp.id, out["lon"].id, 2)
+        assert out["group/temp"].attrs["units"] == "K"
+
+
+def test_references_on_the_root_in_arrays_and_to_wholly_copied_objects(tmp_path):
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        g = f.create_group("g")
+        d = f.create_dataset("d", data=np.arange(3))  # small: copied whole by H5Ocopy
+        f.attrs["to_g"] = g.ref
+        f.attrs["list"] = np.array([g.ref, d.ref], dtype=h5py.ref_dtype)
+        d.attrs["self"] = d.ref
+        d.attrs["region"] = d.regionref[0:2]
+    with open_copy(tmp_path / "r.h5") as out:
+        assert out[out.attrs["to_g"]].name == "/g"
+        assert [out[r].name for r in out.attrs["list"]] == ["/g", "/d"]
+        assert out[out["d"].attrs["self"]].name == "/d"
+        assert not out["d"].attrs["region"]  # a region selection points into the source's data: null
+
+
+def test_copy_is_still_reproducible_with_references(tmp_path):
+    make_netcdf_like(tmp_path / "nc.h5")
+    assert hdf5.metadata_copy(str(tmp_path / "nc.h5")) == hdf5.metadata_copy(str(tmp_path / "nc.h5"))
+
+
+NETCDF_WRITE = """
+import sys
+import numpy as np
+import netCDF4
+with netCDF4.Dataset(sys.argv[1], "w") as ds:
+    ds.createDimension("time", None)
+    ds.createDimension("lat", 4)
+    ds.createDimension("lon", 200)
+    ds.createVariable("time", "f8", ("time",))[0:3] = [0.0, 1.0, 2.0]
+    ds.createVariable("lat", "f4", ("lat",))[:] = np.arange(4)
+    ds.createVariable("lon", "f4", ("lon",))[:] = np.arange(200)
+    temp = ds.createVariable("temp", "f4", ("time", "lat", "lon"))
+    temp.units = "K"
+    temp[0:3] = np.ones((3, 4, 200))
+    ds.createVariable("flag", "i1", ("time", "lat"))[0:3] = np.ones((3, 4))
+"""
+
+NETCDF_READ = """
+import json, sys
+import netCDF4
+with netCDF4.Dataset(sys.argv[1]) as ds:
+    print(json.dumps({"variables": {k: [list(v.dimensions), list(v.shape)] for k, v in ds.variables.items()},
+                      "dimensions": {k: len(d) for k, d in ds.dimensions.items()},
+                      "units": ds["temp"].units}))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("netCDF4") is None, reason="netCDF4 is not installed")
+def test_real_netcdf4_file_reads_back_with_its_dimensions(tmp_path):
+    """netCDF4 (with its own HDF5 library, so in child processes) reads the copy like the original."""
+    source, copy = tmp_path / "real.nc", tmp_path / "copy.nc"
+    subprocess.run([sys.executable, "-c", NETCDF_WRITE, str(source)], check=True)
+    copy.write_bytes(hdf5.metadata_copy(str(source)))
+
+    def read(path):
+        done = subprocess.run([sys.executable, "-c", NETCDF_READ, str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-500:]
+        return json.loads(done.stdout)
+
+    original, copied = read(source), read(copy)
+    assert copied == original
+    assert copied["variables"]["temp"] == [["time", "lat", "lon"], [3, 4, 200]]

@@ -5,6 +5,12 @@ u64 len(mmd.0) ‖ u64 len(md.idx) ‖ md.0 ‖ mmd.0 ‖ md.idx (BP4: ``"BP4   
 and md.idx only), little-endian. Concatenating the files gives the same bytes (tested
 against adios2) at a fraction of the cost of opening the dataset, which is most of
 hpc-campaign's time per dataset.
+
+Before anything is recorded the files' structure is checked (:mod:`campaignvcs.extract.bpcheck`): a
+dataset whose metadata ADIOS2 would refuse, misread or crash on is refused with one line
+naming the damaged file, because the archive camp builds embeds these bytes and a damaged
+dataset makes the whole campaign unreadable. The check reads what was read anyway and
+costs a few microseconds per step; what it can and cannot see is in docs/verify.md.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ import struct
 
 from campaignvcs.errors import UnreadableDataset
 from campaignvcs.extract import Extracted, ExtractedReplica, Payload, compressed_payload, read_file
-
-INDEX_HEADER_SIZE = 64
-VERSION_OFFSET = 37
-MAGIC = b"ADIOS-BP"
+from campaignvcs.extract.bpcheck import (
+    INDEX_HEADER_SIZE,
+    MAGIC,
+    VERSION_OFFSET,
+    check_bp4,
+    check_bp5,
+    data_sizes,
+)
 
 
 def extract(path: str) -> Extracted:
@@ -44,23 +54,16 @@ def extract(path: str) -> Extracted:
     # its mtime is the dataset's: status notices appends with one stat, ADIOS2's cache refreshes.
     mtime = idx_stat.st_mtime_ns
     payloads: list[Payload] = []
-    if version in (4, 5):
-        md0 = read_file(os.path.join(path, "md.0"), top["md.0"].st_size)
-        if version == 5:
-            mmd0 = read_file(os.path.join(path, "mmd.0"), top["mmd.0"].st_size)
-            meta = b"BP5     " + struct.pack("<QQQ", len(md0), len(mmd0), len(index)) + md0 + mmd0 + index
-        else:
-            meta = b"BP4     " + struct.pack("<QQ", len(md0), len(index)) + md0 + index
-        payloads.append(compressed_payload("metadata", meta, mtime))
-        checksum = hashlib.sha1(meta).hexdigest()
+    md0 = read_file(os.path.join(path, "md.0"), top["md.0"].st_size)
+    if version == 5:
+        mmd0 = read_file(os.path.join(path, "mmd.0"), top["mmd.0"].st_size)
+        check_bp5(path, index, md0, mmd0, data_sizes(top))
+        meta = b"BP5     " + struct.pack("<QQQ", len(md0), len(mmd0), len(index)) + md0 + mmd0 + index
     else:
-        # Other BP versions: embed each metadata file, as ADIOS2 also accepts.
-        digest = hashlib.sha1()
-        for name in sorted(n for n in os.listdir(path) if "md." in n and n != "profiling.json"):
-            data = index if name == "md.idx" else read_file(os.path.join(path, name))
-            digest.update(data)
-            payloads.append(compressed_payload(name, data, os.stat(os.path.join(path, name)).st_mtime_ns))
-        checksum = digest.hexdigest()
+        check_bp4(path, index, md0)
+        meta = b"BP4     " + struct.pack("<QQ", len(md0), len(index)) + md0 + index
+    payloads.append(compressed_payload("metadata", meta, mtime))
+    checksum = hashlib.sha1(meta).hexdigest()
     profiling = top.get("profiling.json")
     if profiling is not None and stat.S_ISREG(profiling.st_mode):
         data = read_file(os.path.join(path, "profiling.json"), profiling.st_size)
@@ -90,7 +93,7 @@ def _scan(path: str) -> tuple[dict[str, os.stat_result], int]:
 
 
 def bp_version(path: str, index: bytes, top: dict[str, os.stat_result] | None = None) -> int:
-    """BP format version from the md.idx header; UnreadableDataset if it is not one.
+    """BP format version (4 or 5) from the md.idx header; UnreadableDataset if it is neither.
 
     ``top``: the folder's entries from :func:`_scan`, to check md.0 / mmd.0 without a stat each.
     """
@@ -104,6 +107,10 @@ def bp_version(path: str, index: bytes, top: dict[str, os.stat_result] | None = 
         return st is not None and stat.S_ISREG(st.st_mode)
 
     version = index[VERSION_OFFSET]
+    if version not in (4, 5):
+        raise UnreadableDataset(
+            f"{path}: md.idx is damaged (BP version {version}; ADIOS2 reads BP4 and BP5 folders)"
+        )
     if version == 5 and not is_file("mmd.0"):
         raise UnreadableDataset(f"{path}: not a readable ADIOS2 dataset (BP5 without mmd.0)")
     if version in (4, 5) and not is_file("md.0"):

@@ -4,7 +4,8 @@ The copy keeps the whole object tree (groups, datasets, named datatypes, attribu
 soft and external links) but none of the bulk data, so a campaign can show what a file
 holds without carrying its arrays: datasets of at most :data:`SMALL_DATASET` elements
 keep their values, larger ones are recreated with the same shape, type and creation
-properties (chunks, filters, fill value, max shape) and no storage.
+properties (chunks, filters, fill value, max shape) and no storage. Object references in
+attributes point at the copied objects (netCDF-4's dimensions are such references).
 
 The copy is built in memory (HDF5 ``core`` driver, no temporary file) and is
 reproducible: the same input gives the same bytes in any process, because no object
@@ -26,6 +27,7 @@ import contextlib
 import ctypes
 import itertools
 import os
+from collections.abc import Callable
 
 import numpy as np
 from h5py import h5, h5a, h5d, h5f, h5g, h5l, h5o, h5p, h5t, h5z
@@ -117,8 +119,10 @@ def _copy_file(src: h5f.FileID) -> bytes:
     try:
         dst_root = h5g.open(dst, b"/")
         copier = _Copier(dst)
+        copier.seen[h5o.get_info(src_root).addr] = b"/"
         copier.attributes(src_root, dst_root, gcpl, b"/")
         copier.members(src_root, dst_root, gcpl, b"/")
+        copier.references(src_root, dst_root)
         h5f.flush(dst)
         return dst.get_file_image()
     finally:
@@ -171,6 +175,8 @@ class _Copier:
     def __init__(self, dst: h5f.FileID) -> None:
         self.dst = dst
         self.seen: dict[int, bytes] = {}  # object address in the source -> path in the copy
+        # objects whose attributes hold object references: (path, attribute names or None: look)
+        self.referring: list[tuple[bytes, tuple[bytes, ...] | None]] = []
         self.lcpls = {h5t.CSET_ASCII: _lcpl(h5t.CSET_ASCII), h5t.CSET_UTF8: _lcpl(h5t.CSET_UTF8)}
 
     def members(self, src: h5g.GroupID, dst: h5g.GroupID, gcpl: h5p.PropGCID, where: bytes) -> None:
@@ -227,6 +233,7 @@ class _Copier:
             self.dataset(obj, src, dst, name, path, lcpl)
         else:  # a named datatype: nothing but metadata
             h5o.copy(src, name, dst, name, None, lcpl)
+            self.copied_whole(obj, path)
 
     def dataset(
         self,
@@ -246,6 +253,7 @@ class _Copier:
         if obj.get_space().get_simple_extent_npoints() <= SMALL_DATASET or obj.get_storage_size() == 0:
             try:
                 h5o.copy(src, name, dst, name, None, lcpl)
+                self.copied_whole(obj, path)
                 return
             except _H5_ERRORS:
                 pass  # e.g. a filter plugin missing here: recreate it without values
@@ -253,6 +261,7 @@ class _Copier:
         layout = dcpl.get_layout()
         if layout == h5d.VIRTUAL or (layout == h5d.CONTIGUOUS and dcpl.get_external_count() > 0):
             h5o.copy(src, name, dst, name, None, lcpl)
+            self.copied_whole(obj, path)
             return
         tid = obj.get_type()
         if tid.committed():
@@ -283,29 +292,65 @@ class _Copier:
         index = _index(ocpl.get_attr_creation_order())
         copy = _copy_attributes_c if _CAPI is not None else _copy_attributes_h5py
         try:
-            copy(src, dst, count, index)
-            return
+            referring = copy(src, dst, count, index)
         except _H5_ERRORS:
             if index == h5.INDEX_NAME or h5a.get_num_attrs(dst):
                 raise _ObjectError(_text(where)) from None
-        try:  # creation order tracked but not indexed
-            copy(src, dst, count, h5.INDEX_NAME)
-        except _H5_ERRORS:
-            raise _ObjectError(_text(where)) from None
+            try:  # creation order tracked but not indexed
+                referring = copy(src, dst, count, h5.INDEX_NAME)
+            except _H5_ERRORS:
+                raise _ObjectError(_text(where)) from None
+        if referring:
+            self.referring.append((where, tuple(referring)))
+
+    def copied_whole(self, obj: h5o.ObjectID, path: bytes) -> None:
+        """``H5Ocopy`` nulls the object references in attributes: look at them afterwards."""
+        if h5a.get_num_attrs(obj):
+            self.referring.append((path, None))
+
+    def references(self, src_root: h5g.GroupID, dst_root: h5g.GroupID) -> None:
+        """Point the object references in attributes at the copies of their targets.
+
+        netCDF-4 ties each variable to its dimensions this way (``DIMENSION_LIST`` on the
+        variable, ``REFERENCE_LIST`` on the dimension scale): a copy with null references
+        has lost its dimensions. A reference to an object that was not copied stays null;
+        region references are left null (their selections point into the source's data), and
+        so are all of an attribute's references when HDF5 fails to rewrite them (the copy is
+        still made: as before this pass existed).
+        """
+        if not self.referring or _CAPI is None:
+            return
+        targets: dict[int, int] = {0: 0}
+
+        def target(address: int) -> int:
+            if address not in targets:
+                path = self.seen.get(address)
+                targets[address] = h5o.get_info(h5o.open(dst_root, path)).addr if path is not None else 0
+            return targets[address]
+
+        for where, names in self.referring:
+            with contextlib.suppress(*_H5_ERRORS):
+                src = h5o.open(src_root, where)
+                dst = h5o.open(dst_root, where)
+                for name in names if names is not None else _referring_attributes(src):
+                    with contextlib.suppress(*_H5_ERRORS):
+                        _rewrite_references(src, dst, name, target)
 
 
 # --- attributes through h5py -----------------------------------------------------------
 
 
-def _copy_attributes_h5py(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> None:
+def _copy_attributes_h5py(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> list[bytes]:
     """Attributes copied with h5py's low-level API (when the C functions are not found).
 
     Fixed-size values are copied as raw bytes in their own type; variable-length ones
     go through numpy (and are left empty when numpy cannot hold them); references and
-    empty attributes are not written (the copy holds zeros: null references, as
-    ``H5Ocopy`` makes them, since they would point into the source).
+    empty attributes are not written (the copy holds zeros: null references, until
+    :meth:`_Copier.references` points them at the copied objects); returns the names of
+    attributes that hold references.
     """
     read = [h5a.open(src, index=i, index_type=index, order=h5.ITER_INC) for i in range(count)]
+    referring = []
     for aid in read:
         tid = aid.get_type()
         if tid.committed():
@@ -325,6 +370,9 @@ def _copy_attributes_h5py(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, inde
         out = h5a.create(dst, aid.name, tid, space)
         if data is not None:
             out.write(data, raw)
+        elif npoints and tid.detect_class(h5t.REFERENCE):
+            referring.append(aid.name)
+    return referring
 
 
 # --- attributes through HDF5's C functions ----------------------------------------------
@@ -386,15 +434,17 @@ def _ok(value: int) -> int:
     return value
 
 
-def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> None:
+def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> list[bytes]:
     """Attributes copied with HDF5's C functions: any type, values unconverted.
 
     Values are read and written in the attribute's own type (variable-length data is
     reclaimed after the write); references and empty attributes are not written (the
-    copy holds zeros: null references, as ``H5Ocopy`` makes them).
+    copy holds zeros: null references, until :meth:`_Copier.references` points them at
+    the copied objects); returns the names of attributes that hold references.
     """
     c = _CAPI
     name = ctypes.create_string_buffer(256)
+    referring = []
     for i in range(count):
         aid = _ok(c.H5Aopen_by_idx(src.id, b".", index, h5.ITER_INC, i, 0, 0))
         tid = sid = out = -1
@@ -420,6 +470,8 @@ def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: 
             # values H5Treclaim must free (it leaves fixed-size parts alone)
             variable = kind in (h5t.STRING, h5t.COMPOUND, h5t.ARRAY, h5t.VLEN)
             data = None
+            if npoints and references:
+                referring.append(name.value)
             if npoints and not references:
                 size = c.H5Tget_size(tid)
                 if not size:
@@ -437,3 +489,94 @@ def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: 
             for close, ident in (c.H5Aclose, out), (c.H5Sclose, sid), (c.H5Tclose, tid), (c.H5Aclose, aid):
                 if ident >= 0:
                     close(ident)
+    return referring
+
+
+# --- object references in attributes -----------------------------------------------------
+
+
+class _VariableLength(ctypes.Structure):
+    """HDF5's ``hvl_t``: a variable-length sequence in memory."""
+
+    _fields_ = [("len", ctypes.c_size_t), ("p", ctypes.c_void_p)]
+
+
+def _referring_attributes(obj: h5o.ObjectID) -> list[bytes]:
+    """Names of ``obj``'s attributes whose type holds references."""
+    names = []
+    for i in range(h5a.get_num_attrs(obj)):
+        aid = h5a.open(obj, index=i)
+        if aid.get_type().detect_class(h5t.REFERENCE) and aid.get_space().get_simple_extent_npoints():
+            names.append(aid.name)
+    return names
+
+
+def _rewrite_references(
+    src: h5o.ObjectID, dst: h5o.ObjectID, name: bytes, target: Callable[[int], int]
+) -> None:
+    """Write attribute ``name`` of ``src`` to that of ``dst`` with its object references translated."""
+    c = _CAPI
+    aid = h5a.open(src, name)
+    tid = aid.get_type()
+    if tid.committed():
+        tid = tid.copy()
+    if not _translatable(tid):
+        return  # new-style (HDF5 1.12) references: opaque, left null
+    space = aid.get_space()
+    count = space.get_simple_extent_npoints()
+    data = ctypes.create_string_buffer(count * tid.get_size())
+    _ok(c.H5Aread(aid.id, tid.id, data))
+    try:
+        _translate(ctypes.addressof(data), tid, count, target)
+        out = h5a.open(dst, name)  # kept in a name: h5py closes the id with its object
+        _ok(c.H5Awrite(out.id, tid.id, data))
+    finally:
+        if tid.get_class() in (h5t.COMPOUND, h5t.ARRAY, h5t.VLEN):
+            c.H5Treclaim(tid.id, space.id, 0, data)
+
+
+def _translatable(tid: h5t.TypeID) -> bool:
+    """Whether every reference in the type is an object (8 bytes) or region (12 bytes) reference."""
+    kind = tid.get_class()
+    if kind == h5t.REFERENCE:
+        return tid.get_size() in (8, 12)
+    if kind in (h5t.VLEN, h5t.ARRAY):
+        return _translatable(tid.get_super())
+    if kind == h5t.COMPOUND:
+        return all(_translatable(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    return True
+
+
+def _translate(address: int, tid: h5t.TypeID, count: int, target: Callable[[int], int]) -> None:
+    """Rewrite, in memory at ``address``, ``count`` values of type ``tid``.
+
+    Each object reference (a source address) becomes ``target(address)``; region references
+    become null.
+    """
+    kind = tid.get_class()
+    size = tid.get_size()
+    if kind == h5t.REFERENCE:
+        if size == 8:
+            values = (ctypes.c_uint64 * count).from_address(address)
+            for i in range(count):
+                values[i] = target(values[i])
+        else:
+            ctypes.memset(address, 0, count * size)
+    elif kind == h5t.VLEN:
+        base = tid.get_super()
+        for i in range(count):
+            seq = _VariableLength.from_address(address + i * size)
+            if seq.len and seq.p:
+                _translate(seq.p, base, seq.len, target)
+    elif kind == h5t.ARRAY:
+        per = 1
+        for n in tid.get_array_dims():
+            per *= n
+        _translate(address, tid.get_super(), count * per, target)
+    elif kind == h5t.COMPOUND:
+        for m in range(tid.get_nmembers()):
+            member = tid.get_member_type(m)
+            if member.detect_class(h5t.REFERENCE):
+                offset = tid.get_member_offset(m)
+                for i in range(count):
+                    _translate(address + i * size + offset, member, 1, target)
