@@ -276,10 +276,15 @@ pass_env = click.make_pass_decorator(Env)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: the signal handlers, then the group."""
-    _handle_signals()
+    """Console entry point: the signal handlers, then the group.
+
+    The handlers are installed inside the ``try``: a signal that lands between installing
+    them and entering the group is still one line and 130, never Python's own exit by
+    the signal (which the shell would report as -2).
+    """
     sys.unraisablehook = _unraisable
     try:
+        _handle_signals()
         cli.main(args=argv, prog_name="camp")
     except KeyboardInterrupt as exc:  # between the boundaries (argument parsing, interpreter start)
         sys.exit(_report(exc, debug=False))
