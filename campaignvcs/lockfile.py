@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from campaignvcs.errors import CampError, RepoLocked
@@ -90,12 +91,17 @@ class RepoLock:
         return self._fd is not None
 
     def acquire(self, wait: float) -> None:
-        """Take the lock, breaking a stale one; wait up to ``wait`` seconds for a live holder."""
+        """Take the lock, breaking a stale one; wait up to ``wait`` seconds for a live holder.
+
+        Creating and filling the lock file happen with SIGINT, SIGTERM and SIGHUP held back
+        (delivered right after), so an interrupted camp never leaves a lock it did not record.
+        """
         deadline = time.monotonic() + wait
         while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o644)
-                break
+                with _signals_deferred():
+                    self._create()
+                return
             except FileExistsError:
                 if self._break_stale():
                     continue
@@ -110,23 +116,27 @@ class RepoLock:
             except OSError as exc:
                 raise CampError(f"cannot take the repository lock {self.path}: {exc.strerror}; nothing was changed") \
                     from None
+
+    def _create(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
             os.write(fd, (writer_tag() + "\n").encode())
-        except OSError as exc:  # a full disk creates the file but cannot fill it: leave nothing behind
+        except BaseException:  # a full disk creates the file but cannot fill it: leave nothing behind
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
-            raise CampError(f"cannot take the repository lock {self.path}: {exc.strerror}; nothing was changed") \
-                from None
+            raise
         self._fd = fd
 
     def release(self) -> None:
-        """Give the lock up (no-op when not held)."""
+        """Give the lock up (no-op when not held); signals wait until the file is gone."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            with _signals_deferred():
+                os.close(self._fd)
+                self._fd = None
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+
 
     def _break_stale(self) -> bool:
         """Remove the lock if its holder is provably gone; True if it was removed (or vanished)."""
@@ -179,3 +189,20 @@ def leftover_locks(git_dir: str) -> list[Holder]:
         if age > REF_LOCK_STALE_AFTER:
             found.append(Holder(path, "", "", "gone", age))
     return found
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back SIGINT, SIGTERM and SIGHUP for a few system calls (main thread only; elsewhere a no-op)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -422,7 +422,7 @@ class CampaignRepo:
         removed = sweep(pack_dir, ("tmp_pack_", "tmp_idx_"))
         removed += sweep(objects, ("tmp_obj_",))
         removed += sweep(self.camp_dir, (".",), suffix=".tmp")
-        removed += sweep(self.camp_dir, ("tmp-fetch-",))
+        removed += sweep(self.camp_dir, ("tmp-fetch-", "tmp-push-"))
         now = time.time()
         for path in self._orphan_packs():
             with contextlib.suppress(OSError):
@@ -460,7 +460,8 @@ class CampaignRepo:
                                            f"camp command that moves it removes it, or: rm {holder.path}"))
         objects = os.path.join(self.git_dir, "objects")
         temps = [(os.path.join(objects, "pack"), ("tmp_pack_", "tmp_idx_", "tmp_camp_"), ""),
-                 (objects, ("tmp_obj_",), ""), (self.camp_dir, (".",), ".tmp"), (self.camp_dir, ("tmp-fetch-",), "")]
+                 (objects, ("tmp_obj_",), ""), (self.camp_dir, (".",), ".tmp"),
+                 (self.camp_dir, ("tmp-fetch-", "tmp-push-"), "")]
         for folder, prefixes, suffix in temps:
             with contextlib.suppress(OSError):
                 for name in sorted(os.listdir(folder)):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
@@ -16,6 +17,12 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 import make_data  # noqa: E402
 
 from campaignvcs.cli import cli  # noqa: E402
+
+# The suite is deterministic (no flakes in CI): hypothesis draws the same examples every run.
+# CAMP_HYPOTHESIS=explore draws new ones (and more) when hunting for bugs by hand.
+settings.register_profile("camp", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=200, database=None)
+settings.load_profile(os.environ.get("CAMP_HYPOTHESIS", "camp"))
 
 
 @pytest.fixture(autouse=True)

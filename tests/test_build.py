@@ -729,12 +729,22 @@ def test_a_second_clone_builds_beside_the_first_clones_archive(campaign, camp, e
     assert f"archive: {second}\n" in r.stdout
     assert r.stderr == (
         f"camp: warning: {path} was built by another repository, so this clone's archive is {second} "
-        f"(camp build -o {second} rebuilds it)\n"
+        f"(camp build and camp pull keep it up to date)\n"
     )
     assert path.read_bytes() == before
     with connect(second) as con:
         assert dict(con.execute("select key, value from camp_build"))["repository"] == str(tmp_path / "c2")
-    camp("--repo", tmp_path / "c2", "build", "-o", second)  # its own archive: rebuilt in place
+    # camp build and camp pull in the second clone keep to its own archive
+    assert camp("--repo", tmp_path / "c2", "build", "--full").stdout.startswith(f"built {second} ")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("one more\n")
+    camp("--repo", campaign, "add", "-m", "more", "extra.txt", cwd=tmp_path)
+    camp("--repo", campaign, "push", "--no-build")
+    pulled = json.loads(camp("--repo", tmp_path / "c2", "pull", "--json").stdout)
+    assert pulled["archive"] == str(second) and pulled["warnings"] == []
+    with connect(second) as con:
+        assert "extra.txt" in {n for (n,) in con.execute("select name from dataset")}
+    assert path.read_bytes() == before
 
 
 # -- killed builds -------------------------------------------------------------------------

@@ -313,6 +313,25 @@ def test_time_series_members_in_every_state(campaign, camp, data, tmp_path, read
         assert series == [("s0.bp", 0), ("s2.bp", 1), ("s5.bp", 2)]
 
 
+def test_a_series_member_archived_into_a_tar_on_this_host(campaign, camp, tmp_path, reader):
+    """ADIOS2 reads a member on its own host at dir/path, never through the TAR index: that replica goes."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i in range(3):
+        make_data.make_bp5(str(runs / f"m{i}.bp"), steps=1, seed=i)
+    camp("--repo", campaign, "add", "m0.bp", "m1.bp", "m2.bp", cwd=runs)
+    camp("--repo", campaign, "timeseries", "run", "m0.bp", "m1.bp", "m2.bp")
+    make_tar(runs, tmp_path, ["m1.bp"])
+    camp("tar-index", "run1.tar", cwd=tmp_path)
+    camp("--repo", campaign, "archive", "add", "fs", "laptop", tmp_path, "run1.tar", "run1.tar.idx", cwd=tmp_path)
+    camp("--repo", campaign, "commit", "-m", "m1 also in a TAR here")
+    for _option, (path, lines) in build_both(camp, campaign, tmp_path).items():
+        seen = assert_opens(path, {"run/T", "run/step"})
+        assert seen["variables"]["run/T"] == 3
+        assert any(ln.startswith(f"camp: warning: m1.bp: replica laptop:{tmp_path}[run1.tar]/m1.bp in a TAR file "
+                                 "left out of time series run") for ln in lines), lines
+
+
 # -- camp build --check ---------------------------------------------------------------------
 
 

@@ -26,17 +26,21 @@ from campaignvcs.cli import cli
 READ_ALL = """
 import adios2, json, sys
 failed = {}
-with adios2.FileReader(sys.argv[1]) as f:
-    variables = f.available_variables()
-    for name, info in variables.items():
-        steps = int(info["AvailableStepsCount"])
-        try:
-            if info["Shape"] or steps > 1:
-                f.read(name, step_selection=[0, steps])
-            else:
-                f.read(name)
-        except Exception as exc:
-            failed[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+f = adios2.FileReader(sys.argv[1])
+variables = f.available_variables()
+for name, info in variables.items():
+    steps = int(info["AvailableStepsCount"])
+    try:
+        if info["Shape"] or steps > 1:
+            f.read(name, step_selection=[0, steps])
+        else:
+            f.read(name)
+    except Exception as exc:
+        failed[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+try:
+    f.close()
+except Exception as exc:  # closing the connections to remote hosts (none answers here)
+    failed["(close)"] = str(exc).splitlines()[0]
 print(json.dumps({"variables": sorted(variables), "failed": failed}))
 """
 
@@ -153,6 +157,8 @@ class Trial:
         # Data with a copy on this host reads in full; other data opens from its embedded metadata.
         bad = {v: why for v, why in seen["failed"].items() if v.split("/")[0] in here}
         assert bad == {}, bad
+        if "(close)" in seen["failed"]:  # only remote data may leave connections that fail to close
+            assert any(v.split("/")[0] not in here for v in seen["variables"]), seen
 
     def local_datasets(self) -> set[str]:
         """Names (and series names) of live datasets with a live copy on this host, outside any archive."""
@@ -166,7 +172,7 @@ class Trial:
         return live | series
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(OPS, st.integers(0, 50)), min_size=3, max_size=10))
 def test_any_lifecycle_keeps_history_readable_and_archives_open(clean_env, ops):
     with tempfile.TemporaryDirectory() as top:

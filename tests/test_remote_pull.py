@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 
 import pytest
@@ -231,3 +232,127 @@ def test_push_uploads_the_stores_archive_when_it_is_current_else_builds_the_push
         assert dict(con.execute("select key, value from camp_build"))["commit"] == head(campaign)
         assert sorted(r[0] for r in con.execute("select name from dataset")) == ["n1.txt", "n2.txt"]
         assert "marker" not in dict(con.execute("select key, value from camp_build"))
+
+
+# -- a remote whose ref names something that is not a whole history ---------------------------------
+
+
+def local_state(root) -> dict[str, object]:
+    """Everything a fetch could change here: refs, packs and loose objects, camp's own files."""
+    git_dir = root / ".git"
+    files = {}
+    for path in sorted(git_dir.rglob("*")):
+        if path.is_file() and "logs" not in path.parts and path.name not in ("lock", "statcache.sqlite"):
+            files[str(path.relative_to(git_dir))] = path.read_bytes()
+    return files
+
+
+def remote_ref_file(remote):
+    return remote.backing / "proj" / "run_001.camp" / "refs" / "heads" / "main"
+
+
+@pytest.mark.parametrize("what", ["tree", "blob"])
+def test_fetch_refuses_a_ref_that_names_no_commit_and_changes_nothing(pair, camp, local_remote, what):  # noqa: F811
+    a, b = pair
+    target = git(a, "rev-parse", "HEAD^{tree}" if what == "tree" else "HEAD:campaign.json").stdout.strip()
+    remote_ref_file(local_remote).write_text(target + "\n")
+    before = local_state(b)
+    for verb in ("fetch", "pull"):
+        r = camp("--repo", b, verb, ok=False)
+        assert r.exit_code == 1
+        assert r.stderr == (f"camp: error: remote origin: refs/heads/main points at {target}, "
+                            f"which is a {what}, not a commit\n")
+        assert local_state(b) == before  # no ref moved, no pack, no bookkeeping
+    assert camp("--repo", b, "status").exit_code == 0
+    assert camp("--repo", b, "fsck").exit_code == 0
+    r = camp("clone", local_remote.url, b.parent / "c", ok=False, cwd=b.parent)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1 and f"which is a {what}, not a commit" in r.stderr
+    assert not (b.parent / "c").exists()  # no half-made folder
+
+
+def _replace_newest_pack(camp_repo_root, remote, leave_out) -> str:
+    """Push a's new commit as a pack without one of its objects; returns the object left out."""
+    from campaignvcs.remote.sync import missing_objects, write_pack
+
+    with CampaignRepo.open(str(camp_repo_root)) as repo:
+        head_id = repo.head()
+        old = remote_ref_file(remote).read_text().strip().encode()
+        oids = missing_objects(repo, head_id, old)
+        dropped = leave_out(repo, oids)
+        pack_dir = remote.backing / "proj" / "run_001.camp" / "objects" / "pack"
+        out = pack_dir.parent / "build"
+        out.mkdir()
+        written = write_pack(repo, [o for o in oids if o != dropped], str(out))
+    for f in out.iterdir():
+        f.rename(pack_dir / f.name)
+    out.rmdir()
+    remote_ref_file(remote).write_text(head_id.decode() + "\n")
+    assert written.objects == len(oids) - 1
+    return dropped.decode()
+
+
+@pytest.mark.parametrize("missing", ["blob", "tree"])
+def test_fetch_refuses_a_history_with_a_missing_object_and_stores_no_pack(
+        pair, camp, data, local_remote, missing):  # noqa: F811
+    a, b = pair
+    camp("--repo", a, "add", "n2.txt", "-m", "n2", cwd=data)
+
+    def leave_out(repo, oids):
+        kinds = {o: repo.read_raw(o)[0] for o in oids}
+        return next(o for o in oids if kinds[o] == missing.encode() and o != repo.read_commit(repo.head()).tree)
+
+    dropped = _replace_newest_pack(a, local_remote, leave_out)
+    before = local_state(b)
+    r = camp("--repo", b, "fetch", ok=False)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"camp: error: remote origin: refs/heads/main ({head(a)[:10]}): history is "
+                               "incomplete: ")
+    assert f"{dropped} missing" in r.stderr
+    assert local_state(b) == before  # the pack that holds the rest is not kept either
+    r = camp("clone", local_remote.url, b.parent / "c", ok=False, cwd=b.parent)
+    assert r.exit_code == 1 and f"{dropped} missing" in r.stderr and not (b.parent / "c").exists()
+
+
+def test_fetch_refuses_a_history_without_its_first_commit(pair, camp, data, local_remote, tmp_path):  # noqa: F811
+    a, _b = pair
+    camp("--repo", a, "add", "n2.txt", "-m", "n2", cwd=data)
+    camp("--repo", a, "push", "--no-build")
+    first = git(a, "rev-parse", "HEAD~1").stdout.strip()
+    pack_dir = local_remote.backing / "proj" / "run_001.camp" / "objects" / "pack"
+    oldest = min(pack_dir.glob("*.idx"), key=os.path.getmtime)
+    oldest.unlink()
+    oldest.with_suffix(".pack").unlink()
+    r = camp("clone", local_remote.url, tmp_path / "c", ok=False, cwd=tmp_path)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert f"history is incomplete: commit {first} missing (parent of {head(a)[:10]})" in r.stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_bad_remote_tracking_ref_left_by_an_older_camp_does_not_wedge_the_repository(
+        pair, camp, data, local_remote):  # noqa: F811
+    a, b = pair
+    tree = git(a, "rev-parse", "HEAD^{tree}").stdout.strip()
+    assert git(b, "update-ref", "refs/remotes/origin/main", tree).returncode == 0  # as camp < 0.2 recorded it
+    r = camp("--repo", b, "status")
+    assert r.exit_code == 0
+    assert (f"refs/remotes/origin/main: points at {tree}, which is a tree, not a commit (recorded by an older "
+            "camp); 'camp fetch origin' replaces it") in r.output
+    camp("--repo", a, "add", "n2.txt", "-m", "n2", cwd=data)
+    camp("--repo", a, "push", "--no-build")
+    r = camp("--repo", b, "pull", "--no-build")
+    assert r.stderr == (f"camp: warning: removed refs/remotes/origin/main (points at {tree}, which is a tree, not a "
+                        "commit): an older camp recorded it; the remote's ref is recorded again once it checks out\n")
+    assert head(b) == head(a)
+    assert git(b, "rev-parse", "refs/remotes/origin/main").stdout.strip() == head(a)
+    assert "points at" not in camp("--repo", b, "status").output
+
+
+def test_fsck_names_a_bad_remote_tracking_ref_and_the_command_that_clears_it(pair, camp):
+    a, b = pair
+    tree = git(a, "rev-parse", "HEAD^{tree}").stdout.strip()
+    assert git(b, "update-ref", "refs/remotes/origin/main", tree).returncode == 0  # as camp < 0.2 recorded it
+    r = camp("--repo", b, "fsck", ok=False)
+    assert r.exit_code == 1 and "Traceback" not in r.output + r.stderr
+    assert "refs/remotes/origin/main" in r.output and "'camp fetch origin'" in r.output
+    camp("--repo", b, "fetch")
+    camp("--repo", b, "fsck")

@@ -28,7 +28,9 @@ reader can take without crashing (see docs/build.md):
   object: ADIOS2 reads https replicas through its https transport, which finds those
   files in its cache and otherwise asks the web server even to open the dataset; a BP4
   replica there is left out (ADIOS2 reads https replicas with its BP5 engine only);
-* a time-series member's replicas on https or S3 hosts are left out (ADIOS2 reads a
+* a time-series member's replicas inside TAR files on a host where it also is (or was)
+  outside any archive are left out (ADIOS2 reads a member on its own host as a plain
+  path, without the TAR offsets), and so are those on https or S3 hosts (ADIOS2 reads a
   series through one I/O object, which their transport would take over); a member only
   reachable over https is written outside its series.
 
@@ -58,7 +60,7 @@ METADATA_KINDS = ("ADIOS", "HDF5")
 TRANSPORT_PROTOCOLS = ("https", "s3")
 """Host default protocols for which ADIOS2 reads a replica through a transport it sets on the I/O object."""
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 """Recorded in ``camp_build``: an archive built under other rules is rebuilt in full, never patched."""
 
 NOTES_KEY = "adios2_notes"
@@ -191,11 +193,19 @@ class Rules:
                 return self._noted(ds.name, notes, None)
         series = self.series.get(ds.name)
         if series is not None and ds.kind in METADATA_KINDS and not ds.deltime:
-            kept = self._series_member(ds.name, series, kept, notes)
+            kept = self._series_member(ds.name, series, kept, notes, ds.replicas)
         return self._noted(ds.name, notes, replace(ds, replicas=tuple(kept)))
 
-    def _series_member(self, name: str, series: str, kept: list[Replica], notes: list[list]) -> list[Replica]:
-        """A member's replicas ADIOS2 would read over https or S3 (see TRANSPORT_PROTOCOLS) go.
+    def _series_member(self, name: str, series: str, kept: list[Replica], notes: list[list],
+                       every: tuple[Replica, ...] = ()) -> list[Replica]:
+        """A member's replicas inside TAR files, and those ADIOS2 would read over https or S3, go.
+
+        ADIOS2 2.12.1 reads a member's replica on the reader's own host at ``dir/path``
+        (for a series it never applies the TAR offsets it uses for other datasets), so a
+        reader on the TAR's host fails on the whole archive. Such replicas go where the
+        member is, or was, also outside any archive on that host (``every``: all its
+        replicas, tombstones too) — a host people read on, like scratch purged after
+        archival; a TAR on an archive-only host stays.
 
         ADIOS2 2.12.1 opens all members of a series through one I/O object; the https or
         S3 transport it adds for one member is then used for every member, and the series
@@ -203,6 +213,12 @@ class Rules:
         another replica every reader finds keeps that one; one reachable only over https
         is written outside the series, as a dataset of its own.
         """
+        # Hosts where the data was (or is) outside any archive: readers work there.
+        worked = {r.host for r in every if r.archive is None}
+        tarred = [r for r in kept if r.live and r.archive and r.host in worked]
+        if tarred:  # findable() never counts these, so another replica keeps the member readable
+            notes.append(["series-tar", series, [where(r) for r in tarred]])
+            kept = [r for r in kept if r not in tarred]
         over = [r for r in kept if r.live and self._protocol(r.host) in TRANSPORT_PROTOCOLS]
         if not over:
             return kept
@@ -388,6 +404,12 @@ def _dataset_warning(name: str, note: list) -> str | None:
             f"{name}: replica{'s' if len(note[2]) > 1 else ''} {', '.join(note[2])} left out of time series "
             f"{note[1]}: ADIOS2 2.12.1 reads all members of a series through one I/O object, and one member "
             "read over https or S3 makes it read every member that way"
+        )
+    if code == "series-tar":
+        return (
+            f"{name}: replica{'s' if len(note[2]) > 1 else ''} {', '.join(note[2])} in a TAR file left out of "
+            f"time series {note[1]}: ADIOS2 2.12.1 reads a series member on its own host as a plain path, "
+            "never through the TAR index"
         )
     if code == "series-outside":
         return (

@@ -114,6 +114,8 @@ def fetch_cmd(env: Env, remote: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
+    for w in result.warnings:
+        click.echo(f"camp: warning: {w}", err=True)
     if result.new is None:
         click.echo(f"{result.remote}: nothing pushed there yet")
     elif result.old == result.new and not result.packs:

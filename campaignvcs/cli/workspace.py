@@ -124,7 +124,7 @@ def status_cmd(env: Env, as_json: bool) -> None:
     if not st.staged and not st.unstaged:
         click.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
     if st.leftovers:
-        click.echo("Left by an interrupted process (never read as data):")
+        click.echo("Left by an interrupted process or an older camp (never read as data):")
         for line in st.leftovers:
             click.echo(f"  {line}")
 

@@ -98,7 +98,7 @@ def build(
         path = _output_path(camp, commit_id, output, cwd, env)
         wanted = path
         if not force:
-            path = _claim(camp.root, path, elsewhere_if_taken)
+            path = _claim(camp.root, path, beside=output is None, new=elsewhere_if_taken)
         fault = env.get("CAMP_FAULT")
         if hooks:
             from campaignvcs.porcelain.hooks import post_hook, run_hook
@@ -205,22 +205,31 @@ def _provenance(camp: CampaignRepo, commit: bytes, tree: bytes, omit_deleted: bo
     }
 
 
-def _claim(root: str, path: str, elsewhere: bool) -> str:
-    """``path`` if this repository may write it; else, with ``elsewhere``, the first free ``-<n>`` name.
+def _claim(root: str, path: str, beside: bool, new: bool) -> str:
+    """``path`` if this repository may write it, else an archive name beside it that is this repository's.
 
     Free means: absent, or an archive whose ``camp_build`` table names this repository.
     Anything else — another repository's archive, hpc-campaign's, a file that is no
-    archive — belongs to someone else and is refused (``--force`` overrides).
+    archive — belongs to someone else. For the store's default name (``beside``) the
+    archive goes to the ``<archive name>-<n>.aca`` this repository built before (a second
+    clone on this machine keeps its own name); with ``new`` (``camp clone``, ``camp
+    pull``) to the first free one if there is none yet. Otherwise it is refused
+    (``--force`` overrides).
     """
     owner = _other_owner(root, path)
     if owner is None:
         return path
-    if elsewhere:
+    if beside or new:
         stem = path[: -len(ACA_SUFFIX)]
+        first_free = None
         for n in range(2, 1000):
             candidate = f"{stem}-{n}{ACA_SUFFIX}"
-            if _other_owner(root, candidate) is None:
-                return candidate
+            if not os.path.lexists(candidate):
+                first_free = first_free or candidate
+            elif _other_owner(root, candidate) is None:
+                return candidate  # built by this repository before
+        if new and first_free is not None:
+            return first_free
     raise CampError(f"{path} was built by {owner}: not overwritten; pass --force to replace it, "
                     "or -o PATH.aca to build elsewhere")
 

@@ -313,9 +313,16 @@ class _Fsck:
                 self.check_references(name, tree)
 
     def refs(self) -> list[tuple[str, bytes]]:
+        from campaignvcs.porcelain.sync import remote_ref_problems
+
         out = []
         refs = self.camp.refs
+        bad = dict(remote_ref_problems(self.camp))  # remote-tracking refs an older camp recorded wrongly
+        for ref, what in sorted(bad.items()):
+            self.problem("bad-ref", ref, f"{ref}: {what}")
         for name in sorted(refs.allkeys()):
+            if name.decode("utf-8", "replace") in bad:
+                continue
             if name == b"HEAD" and b"HEAD" in refs.get_symrefs():
                 continue  # the branch it points to is checked under its own name
             try:
@@ -341,7 +348,7 @@ class _Fsck:
         while stack:
             oid, where = stack.pop()
             if oid in self.seen:
-                if first and isinstance(self.seen[oid], tuple):
+                if first and isinstance(self.seen[oid], tuple) and self.seen[oid][0] == b"commit":
                     self._tips.append((ref, self.camp.read_commit(oid).tree))  # also reached from another ref
                 first = False
                 continue

@@ -1,15 +1,21 @@
 """remote add/list/remove, push, fetch, pull, clone, resolve: sharing a campaign through rclone.
 
 Remotes are stored in the clone's ``.git/config`` as ``[camp-remote "NAME"] url = ...``
-(not git's ``[remote]``, so stock git is not confused by URLs it cannot use). What camp
-knows about a remote lives in ``.git/camp/remotes/<name>/`` and ``refs/remotes/<name>/main``.
-A pull that conflicts leaves ``.git/camp/MERGE_HEAD`` and ``.git/camp/CONFLICTS`` until
-``camp resolve`` and ``camp commit`` (or ``camp pull --abort``).
+(not git's ``[remote]``, so stock git is not confused by URLs it cannot use), with any
+credentials shown as ``***`` there; the URL with its credentials lives in
+``.git/camp/credentials`` (mode 0600), so no world-readable file holds a secret whatever
+git or dulwich do to ``.git/config``. What camp knows about a remote lives in
+``.git/camp/remotes/<name>/`` and ``refs/remotes/<name>/main``. A pull that conflicts
+leaves ``.git/camp/MERGE_HEAD`` and ``.git/camp/CONFLICTS`` until ``camp resolve`` and
+``camp commit`` (or ``camp pull --abort``); a pull killed while it merges is recognised
+by ``.git/camp/MERGE_PENDING`` and redone by the next pull.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from campaignvcs import layout
-from campaignvcs.errors import BadInput, CampError, ExitStatus
+from campaignvcs.errors import BadInput, CampError, ExitStatus, RepoLocked
+from campaignvcs.faults import fault
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.repo import CampaignRepo, atomic_write
 
@@ -29,8 +36,14 @@ Progress = Callable[[str, int, int], None]
 """(what, bytes done, bytes total): ``pack``, ``archive`` or ``fetch``."""
 
 SECTION = b"camp-remote"
+CREDENTIALS = "credentials"
+"""``.git/camp/credentials``: remote name → URL with credentials (JSON, mode 0600)."""
 MERGE_HEAD = "MERGE_HEAD"
 CONFLICTS = "CONFLICTS"
+MERGE_PENDING = "MERGE_PENDING"
+"""Written before a pull stages a merge: what it merges and the staging area it wrote."""
+PULL_FAULT_POINTS = ("pull-mid-fast-forward", "pull-mid-merge", "pull-after-branch")
+"""Where ``CAMP_FAULT`` kills a pull (tests), besides the fetch's points (remote.sync.FETCH_FAULT_POINTS)."""
 
 
 class MergeConflict(CampError):
@@ -56,32 +69,124 @@ def _config(camp: CampaignRepo):  # type: ignore[no-untyped-def]
     return ConfigFile.from_path(os.path.join(camp.git_dir, "config"))
 
 
-def _remotes(camp: CampaignRepo) -> dict[str, str]:
+def _credentials_path(git_dir: str) -> str:
+    return os.path.join(git_dir, "camp", CREDENTIALS)
+
+
+def _read_credentials(git_dir: str) -> dict[str, str]:
+    try:
+        with open(_credentials_path(git_dir), "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CampError(f"cannot read the remote credentials {_credentials_path(git_dir)} ({exc})") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_credentials(git_dir: str, creds: Mapping[str, str]) -> None:
+    """Write the credentials file, 0600 whatever the umask (atomically: a reader never sees half)."""
+    path = _credentials_path(git_dir)
+    if not creds:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    atomic_write(path, json.dumps(dict(creds), sort_keys=True, indent=1).encode() + b"\n", mode=0o600)
+
+
+def _load_remotes(camp: CampaignRepo) -> tuple[dict[str, str], list[str]]:
+    """(name → URL with credentials, names whose credentials are missing), migrating old configs.
+
+    A URL in ``.git/config`` that still holds credentials (camp before 0.2 kept them there)
+    is moved to the credentials file on first use, under the repository lock; when
+    another camp process holds the lock, it is used as it is and moved next time.
+    """
     cfg = _config(camp)
-    out = {}
+    shown: dict[str, str] = {}
     for section in cfg.sections():
         if len(section) == 2 and section[0] == SECTION:
             try:
-                out[section[1].decode()] = cfg.get(section, b"url").decode()
+                shown[section[1].decode()] = cfg.get(section, b"url").decode()
             except KeyError:
                 try:
-                    out[section[1].decode()] = base64.b64decode(cfg.get(section, b"url64")).decode()
+                    shown[section[1].decode()] = base64.b64decode(cfg.get(section, b"url64")).decode()
                 except (KeyError, ValueError):
                     continue
-    return out
+    if not shown:
+        return {}, []
+    from campaignvcs.remote.rclone import redact  # only here: camp status without remotes never loads it
+
+    exposed = {n: u for n, u in shown.items() if redact(u) != u}
+    if exposed:
+        _move_credentials(camp, exposed)
+    creds = _read_credentials(camp.git_dir) if any(_redacted(u) for u in shown.values()) else {}
+    out, missing = {}, []
+    for name, url in shown.items():
+        full = creds.get(name)
+        if full is not None and redact(full) == url:
+            out[name] = full
+        else:
+            out[name] = url
+            if _redacted(url):
+                missing.append(name)
+    return out, missing
+
+
+def _redacted(url: str) -> bool:
+    """Whether ``url`` is a shown form whose credentials were replaced by ``***``."""
+    return "=***" in url or ":***@" in url
+
+
+def _move_credentials(camp: CampaignRepo, exposed: Mapping[str, str]) -> bool:
+    """Move credentials from ``.git/config`` to the 0600 file; False when the lock is busy (next time, then)."""
+    try:
+        with camp.lock(wait=0.0):
+            cfg = _config(camp)
+            for name, url in exposed.items():
+                _set_url(cfg, name, url)
+            cfg.write_to_path()
+    except RepoLocked:
+        with contextlib.suppress(OSError):  # meanwhile, at least nobody else reads them
+            os.chmod(os.path.join(camp.git_dir, "config"), 0o600)
+        return False
+    return True
+
+
+def _remotes(camp: CampaignRepo) -> dict[str, str]:
+    return _load_remotes(camp)[0]
 
 
 def _set_url(cfg, name: str, url: str) -> None:  # type: ignore[no-untyped-def]
-    """Store a remote's URL; one with ';' goes base64-encoded as ``url64``.
+    """Store a remote's URL, its credentials apart.
 
-    dulwich writes a value holding ';' unquoted, and git config reads ';' as the start
-    of a comment, so such a URL would come back cut short (an rclone connection string
-    or a folder name may contain ';').
+    ``.git/config`` gets the URL with credentials shown as ``***``, and
+    ``.git/camp/credentials`` (0600) the whole URL when it holds any.
+    The credentials file is written first: a process killed in between leaves an unused
+    entry, never a URL that lost its password. One URL with ';' goes base64-encoded as
+    ``url64``: dulwich writes a value holding ';' unquoted, and git config reads ';' as
+    the start of a comment, so such a URL would come back cut short (an rclone connection
+    string or a folder name may contain ';').
     """
-    if ";" in url:
-        cfg.set((SECTION, name.encode()), b"url64", base64.b64encode(url.encode()))
+    from campaignvcs.remote.rclone import redact
+
+    git_dir = os.path.dirname(os.path.abspath(cfg.path))
+    shown = redact(url)
+    creds = _read_credentials(git_dir)
+    wanted = dict(creds)
+    if shown != url:
+        wanted[name] = url
     else:
-        cfg.set((SECTION, name.encode()), b"url", url.encode())
+        wanted.pop(name, None)
+    if wanted != creds:
+        _write_credentials(git_dir, wanted)
+    section = (SECTION, name.encode())
+    for key in (b"url", b"url64"):
+        with contextlib.suppress(KeyError):
+            del cfg[section][key]
+    if ";" in shown:
+        cfg.set(section, b"url64", base64.b64encode(shown.encode()))
+    else:
+        cfg.set(section, b"url", shown.encode())
 
 
 def remote_add(name: str, url: str, repo: str | None = None, cwd: str | None = None,
@@ -125,13 +230,21 @@ def remote_remove(name: str, repo: str | None = None, cwd: str | None = None,
         cfg = _config(camp)
         del cfg[(SECTION, name.encode())]
         cfg.write_to_path()
+        creds = _read_credentials(camp.git_dir)
+        if creds.pop(name, None) is not None:
+            _write_credentials(camp.git_dir, creds)
         camp.refs.remove_if_equals(tracking_ref(name), None)
         shutil.rmtree(remote_state_dir(camp, name), ignore_errors=True)
     return RemoteInfo(name, redact(url))
 
 
-def _pick_remote(camp: CampaignRepo, name: str | None) -> tuple[str, str]:
-    remotes = _remotes(camp)
+def _pick_remote(camp: CampaignRepo, name: str | None, use: bool = True) -> tuple[str, str]:
+    """(name, URL with credentials) of remote ``name``, else origin, else the only one.
+
+    With ``use``, a remote whose credentials are missing is refused here rather than
+    handed to rclone with ``***`` in place of a password.
+    """
+    remotes, missing = _load_remotes(camp)
     if name is None:
         if "origin" in remotes:
             name = "origin"
@@ -142,6 +255,9 @@ def _pick_remote(camp: CampaignRepo, name: str | None) -> tuple[str, str]:
     url = remotes.get(name)
     if url is None:
         raise BadInput(f"no such remote: {name} (camp remote list shows the remotes)")
+    if use and name in missing:
+        raise CampError(f"the credentials of remote {name} are missing from {_credentials_path(camp.git_dir)}: "
+                        f"'camp remote remove {name}', then 'camp remote add {name} URL' again")
     return name, url
 
 
@@ -200,7 +316,7 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         run_hook(camp, "pre-push", env, commit=head, extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
         builder = _archive_builder(camp.root, head, env, warnings) if build else None
         with r.rclone:
-            out = sync.push(camp, r, head, builder, progress=progress, fault=env.get("CAMP_FAULT"))
+            out = sync.push(camp, r, head, builder, progress=progress)
     return PushResult(
         remote=r.name, url=r.shown_url, old=out.old.decode() if out.old else None, new=out.new.decode(),
         up_to_date=out.up_to_date, objects=out.objects, pack_bytes=out.pack_bytes,
@@ -269,6 +385,7 @@ class FetchResult:
     packs: int
     objects: int
     bytes_received: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def fetch(remote: str | None = None, repo: str | None = None, cwd: str | None = None,
@@ -285,8 +402,10 @@ def _fetch(camp: CampaignRepo, r: Remote, progress: Progress | None) -> FetchRes
     from campaignvcs.remote import sync
 
     out = sync.fetch(camp, r, progress)
+    warnings = [f"removed {out.dropped}: an older camp recorded it; the remote's ref is recorded again once it "
+                "checks out"] if out.dropped else []
     return FetchResult(r.name, r.shown_url, _hex(out.old), _hex(out.new), out.packs, out.objects,
-                       out.bytes_received)
+                       out.bytes_received, warnings)
 
 
 def _hex(oid: bytes | None) -> str | None:
@@ -326,7 +445,11 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
     Fast-forwards when possible; otherwise merges manifest by manifest (replicas as
     unions, deletions win over stale copies) and commits the merge, or stops with the
     conflicts staged around and named (``camp resolve``, then ``camp commit``). Then
-    rebuilds the archive into the campaign store, if one is configured.
+    rebuilds the archive into the campaign store, if one is configured. A pull killed
+    part-way is completed by running it again: a merge it was staging is recognised and
+    redone, and a store archive left at an older commit is rebuilt even when there is
+    nothing new to pull. ``CAMP_FAULT`` in ``env`` (tests only) kills the process at one
+    of :data:`PULL_FAULT_POINTS` or of the fetch's points.
     """
     from campaignvcs.remote import sync
 
@@ -334,6 +457,7 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
     cwd = cwd or os.getcwd()
     with open_repo(repo, cwd, env) as camp:
         with camp.lock():
+            _recover_interrupted_merge(camp)
             if os.path.exists(os.path.join(camp.camp_dir, MERGE_HEAD)):
                 raise CampError("a merge is in progress: 'camp resolve' the conflicts and 'camp commit', "
                                 "or 'camp pull --abort'")
@@ -344,12 +468,16 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
                 fetched = _fetch(camp, r, progress)
             ours, theirs = camp.head(), (fetched.new.encode() if fetched.new else None)
             if theirs is None or theirs == ours or (ours is not None and sync.is_ancestor(camp, theirs, ours)):
-                return PullResult(r.name, "up to date", _hex(ours), _hex(ours), fetched, 0)
-            if ours is None or sync.is_ancestor(camp, ours, theirs):
+                result = PullResult(r.name, "up to date", _hex(ours), _hex(ours), fetched, 0)
+            elif ours is None or sync.is_ancestor(camp, ours, theirs):
                 changed = _fast_forward(camp, ours, theirs)
                 result = PullResult(r.name, "fast-forward", _hex(ours), _hex(theirs), fetched, changed)
             else:
                 result = _merge(camp, r.name, ours, theirs, fetched, env)
+        if fetched.warnings:
+            result = dataclasses.replace(result, warnings=[*fetched.warnings, *result.warnings])
+        if result.action != "up to date":
+            fault(camp.fault, "pull-after-branch")
         root = camp.root
         if not result.conflicts and build:
             result = _rebuild(result, root, env)
@@ -382,9 +510,14 @@ def _fast_forward(camp: CampaignRepo, ours: bytes | None, theirs: bytes) -> int:
     cache = _open_cache(camp)
     try:
         staging = camp.staging()
-        staging.entries.clear()  # only no-op entries can be left: staged changes were refused
-        camp.set_branch(ours, theirs)
+        # Only no-op entries can be left (staged changes were refused), but against the new
+        # branch they would undo its changes: the emptied staging area, already naming the
+        # new commit, is on disk before the branch moves.
+        staging.entries.clear()
         staging.head = theirs.decode()
+        camp.save_staging()
+        fault(camp.fault, "pull-mid-fast-forward")
+        camp.set_branch(ours, theirs)
         count = _refresh_cache(camp, cache, diff.changes)
         camp.save_staging()
         cache.set_token(_token(camp))
@@ -408,22 +541,90 @@ def _merge(camp: CampaignRepo, remote: str, ours: bytes, theirs: bytes, fetched:
         camp.staging().entries.clear()
         for path, entry in tm.changes.items():
             camp.stage(path, entry)
+        # Written before the staging area: a pull killed from here on is recognised by the
+        # next pull (the staging area still being exactly this one) and redone.
+        atomic_write(os.path.join(camp.camp_dir, MERGE_PENDING), json.dumps(
+            {"ours": ours.decode(), "theirs": theirs.decode(), "staging": _staging_digest(camp)}).encode() + b"\n")
         count = _refresh_cache(camp, cache, tm.changes)
         camp.save_staging()
         cache.set_token(_token(camp))
     finally:
         cache.close()
+    fault(camp.fault, "pull-mid-merge")
     conflicts = [ConflictInfo(c.name, list(c.details)) for c in tm.conflicts]
-    # The merge state is written after the staging area and MERGE_HEAD last: a crash in
-    # between leaves staged changes that commit as an ordinary commit, and the next pull
-    # merges again; it never leaves a merge commit that claims changes it lacks.
+    # The merge state is written after the staging area and MERGE_HEAD last: a crash
+    # before it never leaves a merge commit that claims changes it lacks.
     _write_conflicts(camp, {c.name: {"path": c.path, "ours": _entry_json(c.ours), "theirs": _entry_json(c.theirs),
                                      "details": list(c.details)} for c in tm.conflicts})
     atomic_write(os.path.join(camp.camp_dir, MERGE_HEAD), theirs + b"\n")
     if conflicts:
+        _forget_pending(camp)  # from here the conflicts are the user's to resolve
         return PullResult(remote, "conflicts", _hex(ours), None, fetched, count, conflicts)
     done = _commit_locked(camp, f"Merge {remote}/main into {camp.branch}", env)
     return PullResult(remote, "merged", _hex(ours), done.id, fetched, count)
+
+
+def _staging_digest(camp: CampaignRepo) -> str:
+    import hashlib  # here: it costs camp status more to import than it spends
+
+    return hashlib.sha1(camp.staging().to_bytes()).hexdigest()
+
+
+def _forget_pending(camp: CampaignRepo) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(camp.camp_dir, MERGE_PENDING))
+
+
+def _recover_interrupted_merge(camp: CampaignRepo) -> bool:
+    """Undo what a pull killed while merging left; True when there was something to undo.
+
+    A ``MERGE_HEAD`` the branch already contains is left from a merge commit whose state
+    was not yet removed: it goes. ``MERGE_PENDING`` names the staging area that pull
+    wrote. When it is still exactly that, nobody has worked on it since: it is emptied
+    and any merge state forgotten, so the pull can start again. Otherwise the user has
+    moved on (committed it, resolved conflicts, staged other changes) and only the
+    marker goes.
+    """
+    merging, head = merge_head(camp), camp.head()
+    if merging is not None and head is not None and merging != head:
+        from campaignvcs.remote.sync import is_ancestor
+
+        try:
+            committed = is_ancestor(camp, merging, head)
+        except CampError:
+            committed = False
+        if committed:  # killed after the merge commit, before its state was removed
+            end_merge(camp)
+            return True
+    path = os.path.join(camp.camp_dir, MERGE_PENDING)
+    try:
+        with open(path, "rb") as f:
+            pending = json.loads(f.read())
+    except FileNotFoundError:
+        return False
+    except ValueError:
+        pending = {}
+    if not isinstance(pending, dict) or pending.get("staging") != _staging_digest(camp):
+        _forget_pending(camp)
+        return False
+    _reset_staging(camp)
+    end_merge(camp)
+    return True
+
+
+def _reset_staging(camp: CampaignRepo) -> None:
+    """Empty the staging area (the caller holds the lock), keeping the stat cache in step."""
+    from campaignvcs.porcelain.workspace import _open_cache, _token
+
+    cache = _open_cache(camp)
+    try:
+        staged = dict(camp.staging().entries)
+        camp.staging().entries.clear()
+        _refresh_cache(camp, cache, staged)
+        camp.save_staging()
+        cache.set_token(_token(camp))
+    finally:
+        cache.close()
 
 
 def _refresh_cache(camp: CampaignRepo, cache: object, changes: Mapping[str, object]) -> int:
@@ -443,20 +644,37 @@ def _refresh_cache(camp: CampaignRepo, cache: object, changes: Mapping[str, obje
 
 
 def _rebuild(result: PullResult, root: str, env: Mapping[str, str]) -> PullResult:
-    """Rebuild the archive into the campaign store after a pull, when a store is configured."""
-    import dataclasses
+    """Rebuild the archive into the campaign store after a pull, when a store is configured.
 
+    After an up-to-date pull only when this repository's archive there is missing or was
+    built from another commit (a pull killed before its rebuild, rerun).
+    """
     from campaignvcs.config import load_user_config
 
-    if result.action == "up to date" or not load_user_config(env).campaign_store:
+    store = load_user_config(env).campaign_store
+    if not store or (result.action == "up to date" and _store_archive_current(root, store, result.new, env)):
         return result
     try:
         from campaignvcs.porcelain.archive import build
 
-        path = build(repo=root, cwd=root, env=env).path
+        built = build(repo=root, cwd=root, env=env, elsewhere_if_taken=True)
     except (ImportError, CampError) as exc:
         return dataclasses.replace(result, warnings=[*result.warnings, f"archive not rebuilt: {exc}"])
-    return dataclasses.replace(result, archive=path)
+    return dataclasses.replace(result, archive=built.path, warnings=[*result.warnings, *built.warnings])
+
+
+def _store_archive_current(root: str, store: str, head: str | None, env: Mapping[str, str]) -> bool:
+    """Whether the store's archive of this campaign is at ``head``, or is not this repository's to rebuild."""
+    from campaignvcs.aca.read import read_provenance
+
+    if head is None:
+        return True
+    with open_repo(root, root, env) as camp:
+        path = os.path.join(root, store, camp.campaign(head.encode()).name + ".aca")
+    if not os.path.exists(path):
+        return False
+    built = read_provenance(path)
+    return built is None or built.get("repository") != root or built.get("commit") == head
 
 
 # -- merge state ----------------------------------------------------------------------------------
@@ -521,7 +739,7 @@ def merge_parents(camp: CampaignRepo) -> list[bytes]:
 
 def end_merge(camp: CampaignRepo) -> None:
     """Forget the merge state (after the merge commit, or on abort)."""
-    for name in (MERGE_HEAD, CONFLICTS):
+    for name in (MERGE_HEAD, CONFLICTS, MERGE_PENDING):
         try:
             os.unlink(os.path.join(camp.camp_dir, name))
         except FileNotFoundError:
@@ -571,21 +789,11 @@ def resolve(name: str, side: str, repo: str | None = None, cwd: str | None = Non
 
 
 def abort_merge(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """Give up a conflicted pull: empty the staging area and forget the merge; returns HEAD."""
-    from campaignvcs.porcelain.workspace import _open_cache, _token
-
+    """Give up a conflicted (or killed) pull: empty the staging area and forget the merge; returns HEAD."""
     with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
-        if merge_head(camp) is None:
+        if merge_head(camp) is None and not _recover_interrupted_merge(camp):
             raise CampError("no merge in progress")
-        cache = _open_cache(camp)
-        try:
-            staged = dict(camp.staging().entries)
-            camp.staging().entries.clear()
-            _refresh_cache(camp, cache, staged)
-            camp.save_staging()
-            cache.set_token(_token(camp))
-        finally:
-            cache.close()
+        _reset_staging(camp)
         end_merge(camp)
         head = camp.head()
         return head.decode() if head else ""
@@ -609,14 +817,43 @@ def tracking(camp: CampaignRepo) -> Tracking | None:
         name, _url = _pick_remote(camp, None)
     except BadInput:
         return None
-    from campaignvcs.remote.sync import ahead_behind, tracking_ref  # after: camp status without remotes skips it
+    from campaignvcs.remote.sync import ahead_behind, tracking_ref, tracking_ref_problem
 
     try:
         theirs = camp.refs[tracking_ref(name)]
-    except KeyError:
+    except (KeyError, ValueError):
         return None
+    if tracking_ref_problem(camp, tracking_ref(name)) is not None:
+        return None  # named by remote_ref_problems (camp status, camp fsck)
     ahead, behind = ahead_behind(camp, camp.head(), theirs)
     return Tracking(name, ahead, behind)
+
+
+def remote_ref_problems(camp: CampaignRepo) -> list[tuple[str, str]]:
+    """(ref, what is wrong and the command that clears it) for each remote-tracking ref naming no commit.
+
+    camp before 0.2 recorded whatever a remote's ref named, even a tree; status, fsck and
+    pull then failed. Such a ref is only a record of the remote, so the fix is to fetch
+    again (the fetch drops it first, and records the remote's ref again once it checks out).
+    """
+    prefix = b"refs/remotes/"
+    keys = sorted(camp.refs.subkeys(prefix))
+    if not keys:
+        return []  # the usual case without remotes: nothing to import
+    from campaignvcs.remote.sync import tracking_ref_problem
+
+    out = []
+    for key in keys:
+        ref = prefix + key
+        problem = tracking_ref_problem(camp, ref)
+        if problem is None:
+            continue
+        configured = _remotes(camp)
+        name = key.decode("utf-8", "replace").rsplit("/", 1)[0]
+        fix = (f"'camp fetch {name}' replaces it" if name in configured
+               else f"'git update-ref -d {ref.decode('utf-8', 'replace')}' removes it (no remote {name} is configured)")
+        out.append((ref.decode("utf-8", "replace"), f"{problem} (recorded by an older camp); {fix}"))
+    return out
 
 
 # -- clone ----------------------------------------------------------------------------------------
@@ -740,6 +977,6 @@ def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
     warnings = [*result.warnings, *built.warnings]
     if built.instead_of is not None:
         warnings.append(f"{built.instead_of} was built by another repository, so this clone's archive is "
-                        f"{built.path} (camp build -o {built.path} rebuilds it)")
+                        f"{built.path} (camp build and camp pull keep it up to date)")
     return dataclasses.replace(result, archive=built.path, warnings=warnings)
 

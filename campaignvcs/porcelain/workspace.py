@@ -419,7 +419,7 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
                             for state, name, path in cache.changed_on_host(here, content_digest)]
             finally:
                 cache.close()
-        from campaignvcs.porcelain.sync import merge_head, tracking, unresolved
+        from campaignvcs.porcelain.sync import merge_head, remote_ref_problems, tracking, unresolved
 
         track = tracking(camp)
         return Status(
@@ -434,7 +434,7 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
             behind=track.behind if track else 0,
             merging=merge_head(camp) is not None,
             conflicts=unresolved(camp),
-            leftovers=[f"{path}: {what}" for path, what in camp.leftovers()],
+            leftovers=[f"{path}: {what}" for path, what in [*camp.leftovers(), *remote_ref_problems(camp)]],
         )
 
 

@@ -10,6 +10,9 @@
 
 The archive name (``campaign.json`` ``name``, e.g. ``proj/run_001``) may contain ``/``.
 Files are uploaded under ``tmp-*`` names and renamed into place; readers ignore those.
+A temporary name says who wrote it and until when it may still be in use
+(``tmp-<host>~<pid>~<start>~<expires>~<random>-<name>``, see :func:`tmp_writer`), so the
+next push can remove a killed push's leftovers without touching a live one's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ PACK_RE = re.compile(r"^pack-([0-9a-f]{40})\.(pack|idx)$")
 """A finished pack or index on the remote; anything else in the folder is ignored."""
 HEX40 = re.compile(rb"^[0-9a-f]{40}$")
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+TMP_RE = re.compile(
+    r"^tmp-(?P<host>[A-Za-z0-9._-]+)~(?P<pid>[0-9]+)~(?P<start>[0-9]+)~(?P<expires>[0-9]+)~(?P<rand>[0-9a-f]+)"
+    r"-(?P<rest>.+)$"
+)
+"""A temporary upload: its writer (host, pid, process start), the time after which that
+writer no longer uses it (Unix seconds), and the name it becomes (``rest``)."""
+LEGACY_TMP_RE = re.compile(r"^tmp-(?P<token>[0-9a-f]{16})-(?P<rest>.+)$")
+"""A temporary upload of camp before 0.2: a random token only, no writer and no expiry."""
+_HOST_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _RCLONE_REMOTE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_. -]*:")
 """``name:`` prefix of a configured rclone remote (rclone's own rule for remote names)."""
 
@@ -86,6 +98,30 @@ class RemoteLayout:
         head, _, last = rel.rpartition("/")
         return f"{head}/tmp-{token}-{last}" if head else f"tmp-{token}-{last}"
 
+    def tmp_folders(self) -> dict[str, str]:
+        """Folder (relative to the remote root) → the one final name a push uploads there under ``tmp-*``.
+
+        The pack folder's final names vary (``pack-<sha>.pack|idx``): its value is ``""``.
+        The archive's folder may be shared with other campaigns and other people's files:
+        only this campaign's archive temporaries are ever considered there.
+        """
+        aca_dir, _, aca_name = self.aca_rel.rpartition("/")
+        ref_dir, _, ref_name = self.ref_rel.rpartition("/")
+        return {aca_dir: aca_name, self.pack_rel: "", ref_dir: ref_name}
+
+    def owns_tmp(self, folder: str, rest: str) -> bool:
+        """Whether a temporary named ``tmp-…-<rest>`` in ``folder`` is one this campaign's pushes upload.
+
+        ``rest`` is the final name, or rclone's own partial upload of it
+        (``<name>.<hex>.partial``, left when rclone itself is killed).
+        """
+        wanted = self.tmp_folders().get(folder)
+        if wanted is None:
+            return False
+        m = re.match(r"^(?P<name>.+?)(?:\.[0-9a-f]+)?\.partial$", rest)
+        name = m.group("name") if m else rest
+        return PACK_RE.match(name) is not None if wanted == "" else name == wanted
+
     def tmp(self, rel: str, token: str) -> str:
         """The full rclone path of :meth:`tmp_rel`."""
         return join(self.url, self.tmp_rel(rel, token))
@@ -134,6 +170,15 @@ class RemoteLayout:
     def lock(self) -> str:
         """The lease file."""
         return self.path(self.lock_rel)
+
+
+def tmp_writer(host: str, pid: int, start: str, expires: int, rand: str) -> str:
+    """The writer part of a temporary name: ``<host>~<pid>~<start>~<expires>~<rand>``.
+
+    ``host`` is reduced to characters every backend keeps (a changed host name only means
+    the writer cannot be checked from here: then ``expires`` decides).
+    """
+    return f"{_HOST_UNSAFE.sub('_', host) or '_'}~{pid}~{start if start.isdigit() else '0'}~{int(expires)}~{rand}"
 
 
 def parse_ref(data: bytes | None, where: str) -> bytes | None:

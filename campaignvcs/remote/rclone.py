@@ -284,7 +284,7 @@ class Rclone:
             f.write("".join(n + "\n" for n in files))
         try:
             self._run(["copy", "--ignore-times", "--no-traverse", "--files-from-raw", listing, "--", local_dir, path],
-                      what=f"cannot upload to {path}", progress=progress, timeout=_transfer_timeout(total))
+                      what=f"cannot upload to {path}", progress=progress, timeout=transfer_timeout(total))
         finally:
             os.unlink(listing)
 
@@ -298,7 +298,7 @@ class Rclone:
             f.write("".join(n + "\n" for n in names))
         try:
             self._run(["copy", "--no-traverse", "--files-from-raw", listing, "--", folder, local_dir],
-                      what=f"cannot download from {folder}", progress=progress, timeout=_transfer_timeout(total))
+                      what=f"cannot download from {folder}", progress=progress, timeout=transfer_timeout(total))
         finally:
             os.unlink(listing)
 
@@ -333,6 +333,8 @@ class Rclone:
                 stderr=subprocess.PIPE,
                 env=dict(self.env),
                 shell=False,
+                # A camp killed mid-upload must not leave rclone uploading its temporaries on.
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise RemoteError(f"cannot run rclone ({self.binary}): {exc.strerror or exc}") from None
@@ -510,5 +512,6 @@ def _reason(messages: list[tuple[str, str]], code: int) -> str:
     return f"rclone exited with status {code}"
 
 
-def _transfer_timeout(size: int) -> float:
+def transfer_timeout(size: int) -> float:
+    """Seconds a transfer of ``size`` bytes may take before rclone is stopped (10 minutes at least)."""
     return 600.0 + size / MIN_BYTES_PER_SECOND
