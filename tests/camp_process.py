@@ -3,7 +3,7 @@
 The ``camp`` fixture runs commands in-process, which cannot show what only a process
 shows: its exit status after a signal, what the interpreter prints when it exits, or
 what a user without root's permission bypass sees. Import from test modules:
-``from camp_process import CAMP, run, start, unprivileged``.
+``from camp_process import CAMP, assert_healthy, run, start, unprivileged``.
 """
 
 from __future__ import annotations
@@ -75,3 +75,12 @@ def wait_until(condition, timeout: float = 30.0, step: float = 0.002) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+def assert_healthy(root) -> None:
+    """What a user needs after any failure: no lock left, fsck clean, status works (real processes)."""
+    assert not (root / ".git" / "camp" / "lock").exists()
+    r = run("--repo", root, "fsck")
+    assert r.returncode == 0 and "no problems" in r.stdout, r.stdout + r.stderr
+    r = run("--repo", root, "status")
+    assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -143,3 +143,19 @@ def local_remote(tmp_path) -> RemoteSpec:
     """A plain folder remote."""
     backing = tmp_path / "remote-folder"
     return RemoteSpec("local", str(backing), backing, {})
+
+
+def diverged(camp, tmp_path: Path, url: str, data, clone_build: bool = False) -> tuple[Path, Path]:
+    """Campaign ``a`` pushed to ``url`` (n1.txt), cloned to ``b``, then ``a`` commits n2.txt and pushes.
+
+    ``b`` is one commit behind: what a pull in ``b`` fast-forwards to, or merges with its own.
+    """
+    a, b = tmp_path / "a", tmp_path / "b"
+    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
+    camp("--repo", a, "add", "n1.txt", "-m", "first", cwd=data)
+    camp("--repo", a, "remote", "add", "origin", url)
+    camp("--repo", a, "push", "--no-build")
+    camp("clone", url, b, "--host", "laptop", *([] if clone_build else ["--no-build"]), cwd=tmp_path)
+    camp("--repo", a, "add", "n2.txt", "-m", "from a", cwd=data)
+    camp("--repo", a, "push", "--no-build")
+    return a, b

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 
 import pytest
-from camp_process import run
+from camp_process import assert_healthy, run
 
 PAGE = 4096
 FREE_AMOUNTS = [0, PAGE, 2 * PAGE, 4 * PAGE, 8 * PAGE, 16 * PAGE]
@@ -94,15 +94,6 @@ def says_nothing_lost(line: str) -> bool:
     return "nothing" in line and ("lost" in line or "changed" in line)
 
 
-def assert_works(root) -> None:
-    """After space is freed: no lock, fsck clean, status works, no temporaries left in .git."""
-    assert not (root / ".git" / "camp" / "lock").exists()
-    r = run("--repo", root, "fsck")
-    assert r.returncode == 0 and "no problems" in r.stdout, r.stdout + r.stderr
-    r = run("--repo", root, "status")
-    assert r.returncode == 0 and r.stderr == "", r.stderr
-
-
 @pytest.fixture
 def repo_on_small_fs(small_fs, data, camp):
     """A campaign with one commit on the small file system; the data stays outside it."""
@@ -123,7 +114,7 @@ def test_add_on_a_full_disk(repo_on_small_fs, small_fs, data, leave):
         assert_disk_full_line(r)
         assert says_nothing_lost(r.stderr), r.stderr
     filler.free()
-    assert_works(root)
+    assert_healthy(root)
     assert head(root) == before
     assert staged(root) in ([], new)  # all or nothing
     r = run("--repo", root, "add", *new, cwd=data)
@@ -145,7 +136,7 @@ def test_commit_on_a_full_disk(repo_on_small_fs, small_fs, data, leave):
         assert head(root) == before
         assert staged(root) == new  # the staging area is as it was
     filler.free()
-    assert_works(root)
+    assert_healthy(root)
     if head(root) == before:
         r = run("--repo", root, "commit", "-m", "four more")
         assert r.returncode == 0, r.stderr
@@ -164,7 +155,7 @@ def test_add_with_message_on_a_full_disk(repo_on_small_fs, small_fs, data, leave
     r = run("--repo", root, "add", "-m", "pressure", "pressure.bp", cwd=data)
     assert_disk_full_line(r)
     filler.free()
-    assert_works(root)
+    assert_healthy(root)
     assert head(root) == before
     assert run("--repo", root, "add", "-m", "pressure", "pressure.bp", cwd=data).returncode == 0
     assert head(root) != before
@@ -180,7 +171,7 @@ def test_init_on_a_full_disk(small_fs):
     # Once there is space, the same command works: no half-made .git stands in its way.
     r = run("init", target, "--name", "proj/new", "--host", "laptop")
     assert r.returncode == 0, r.stderr
-    assert_works(target)
+    assert_healthy(target)
 
 
 def test_build_into_a_full_store(small_fs, campaign, camp, data):
@@ -217,7 +208,7 @@ def test_clone_onto_a_full_disk(small_fs, campaign, camp, data, tmp_path):
     r = run("clone", remote, target, "--no-build")
     assert r.returncode == 0, r.stderr
     assert head(target) == head(campaign)
-    assert_works(target)
+    assert_healthy(target)
 
 
 def test_the_filler_really_fills(small_fs):

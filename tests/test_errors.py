@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import pytest
-from camp_process import CAMP, catches, run, start, unprivileged, wait_until
+from camp_process import CAMP, assert_healthy, catches, run, start, unprivileged, wait_until
 
 
 def lines(text: str) -> list[str]:
@@ -33,15 +33,6 @@ def staged(root) -> list[str]:
 def head(root) -> str:
     r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     return r.stdout.strip()
-
-
-def assert_healthy(root) -> None:
-    """What a user needs after any failure: no lock left, fsck clean, status works."""
-    assert not (root / ".git" / "camp" / "lock").exists()
-    r = run("--repo", root, "fsck")
-    assert r.returncode == 0 and "no problems" in r.stdout, r.stdout + r.stderr
-    r = run("--repo", root, "status")
-    assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
 # -- signals ----------------------------------------------------------------------------

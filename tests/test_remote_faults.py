@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest_remote import local_remote, make_remote, rclone_servers  # noqa: F401  (fixtures)
+from conftest_remote import diverged, local_remote, make_remote, rclone_servers  # noqa: F401  (fixtures)
 
 from campaignvcs.porcelain.sync import PULL_FAULT_POINTS
 from campaignvcs.remote.sync import FETCH_FAULT_POINTS, PUSH_FAULT_POINTS
@@ -243,14 +243,7 @@ def test_every_pull_fault_point_is_tried():
 @pytest.mark.parametrize(("point", "kind"), PULL_TRIALS)
 def test_pull_killed_at_each_point_loses_nothing_and_the_rerun_completes(
         point, kind, tmp_path, camp, data, local_remote, store):  # noqa: F811
-    a, b = tmp_path / "a", tmp_path / "b"
-    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
-    camp("--repo", a, "add", "n1.txt", "-m", "first", cwd=data)
-    camp("--repo", a, "remote", "add", "origin", local_remote.url)
-    camp("--repo", a, "push", "--no-build")
-    camp("clone", local_remote.url, b, "--host", "laptop", cwd=tmp_path)
-    camp("--repo", a, "add", "n2.txt", "-m", "from a", cwd=data)
-    camp("--repo", a, "push", "--no-build")
+    a, b = diverged(camp, tmp_path, local_remote.url, data, clone_build=True)
     theirs = head(a)
     if kind == "merge":
         camp("--repo", b, "add", "n3.txt", "-m", "from b", cwd=data)
@@ -297,14 +290,7 @@ def test_pull_killed_at_each_point_loses_nothing_and_the_rerun_completes(
 
 def test_a_pull_killed_while_merging_can_be_aborted_and_a_changed_staging_area_is_kept(
         tmp_path, camp, data, local_remote):  # noqa: F811
-    a, b = tmp_path / "a", tmp_path / "b"
-    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
-    camp("--repo", a, "add", "n1.txt", "-m", "first", cwd=data)
-    camp("--repo", a, "remote", "add", "origin", local_remote.url)
-    camp("--repo", a, "push", "--no-build")
-    camp("clone", local_remote.url, b, "--host", "laptop", "--no-build", cwd=tmp_path)
-    camp("--repo", a, "add", "n2.txt", "-m", "from a", cwd=data)
-    camp("--repo", a, "push", "--no-build")
+    a, b = diverged(camp, tmp_path, local_remote.url, data)
     camp("--repo", b, "add", "n3.txt", "-m", "from b", cwd=data)
     ours = head(b)
     killed_at("pull-mid-merge", "--repo", b, "pull", "--no-build")
@@ -326,14 +312,7 @@ def test_a_pull_killed_while_merging_can_be_aborted_and_a_changed_staging_area_i
 
 def test_a_pull_killed_after_its_merge_commit_is_finished_by_the_next_pull(
         tmp_path, camp, data, local_remote):  # noqa: F811
-    a, b = tmp_path / "a", tmp_path / "b"
-    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
-    camp("--repo", a, "add", "n1.txt", "-m", "first", cwd=data)
-    camp("--repo", a, "remote", "add", "origin", local_remote.url)
-    camp("--repo", a, "push", "--no-build")
-    camp("clone", local_remote.url, b, "--host", "laptop", "--no-build", cwd=tmp_path)
-    camp("--repo", a, "add", "n2.txt", "-m", "from a", cwd=data)
-    camp("--repo", a, "push", "--no-build")
+    a, b = diverged(camp, tmp_path, local_remote.url, data)
     camp("--repo", b, "add", "n3.txt", "-m", "from b", cwd=data)
     ours, theirs = head(b), head(a)
     killed_at("commit-after-ref", "--repo", b, "pull", "--no-build")  # the merge commit's own fault point
