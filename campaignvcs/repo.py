@@ -417,12 +417,8 @@ class CampaignRepo:
         Runs under the lock. Temporaries from camp before 0.2 (``tmp_camp_*`` packs, whose
         partial ``.idx`` git and dulwich would load) have no live writer and always go.
         """
-        objects = os.path.join(self.git_dir, "objects")
-        pack_dir = os.path.join(objects, "pack")
-        removed = sweep(pack_dir, ("tmp_pack_", "tmp_idx_"))
-        removed += sweep(objects, ("tmp_obj_",))
-        removed += sweep(self.camp_dir, (".",), suffix=".tmp")
-        removed += sweep(self.camp_dir, ("tmp-fetch-", "tmp-push-"))
+        removed = [path for folder, prefixes, suffix in self._temporaries()
+                   for path in sweep(folder, prefixes, suffix)]
         now = time.time()
         for path in self._orphan_packs():
             with contextlib.suppress(OSError):
@@ -430,6 +426,14 @@ class CampaignRepo:
                     os.unlink(path)
                     removed.append(path)
         return removed + self._sweep_legacy_packs()
+
+    def _temporaries(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """(folder, name prefixes, suffix) of every temporary camp writes in the repository."""
+        objects = os.path.join(self.git_dir, "objects")
+        return [(os.path.join(objects, "pack"), ("tmp_pack_", "tmp_idx_"), ""),  # _write_pack
+                (objects, ("tmp_obj_",), ""),                                      # _write_loose
+                (self.camp_dir, (".",), ".tmp"),                                   # atomic_write
+                (self.camp_dir, ("tmp-fetch-", "tmp-push-"), "")]                  # remote/sync
 
     def _orphan_packs(self) -> list[str]:
         """``.pack`` files without their ``.idx``: a writer killed between its two renames (never read)."""
@@ -458,11 +462,7 @@ class CampaignRepo:
             else:
                 found.append((holder.path, f"git ref lock left by a killed process ({holder.age:.0f} s old); the next "
                                            f"camp command that moves it removes it, or: rm {holder.path}"))
-        objects = os.path.join(self.git_dir, "objects")
-        temps = [(os.path.join(objects, "pack"), ("tmp_pack_", "tmp_idx_", "tmp_camp_"), ""),
-                 (objects, ("tmp_obj_",), ""), (self.camp_dir, (".",), ".tmp"),
-                 (self.camp_dir, ("tmp-fetch-", "tmp-push-"), "")]
-        for folder, prefixes, suffix in temps:
+        for folder, prefixes, suffix in self._temporaries():
             with contextlib.suppress(OSError):
                 for name in sorted(os.listdir(folder)):
                     if name.startswith(prefixes) and name.endswith(suffix) and not writer_running(name):

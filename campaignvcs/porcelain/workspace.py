@@ -117,10 +117,6 @@ def add(
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
         started = time.time_ns()  # before any file is read: what changes after it is seen as racy
         sources = _read_sources(paths, name, cwd, options, progress, _processes(env), os.path.realpath(camp.root))
-        for src in sources:
-            if name is None and _unstable_name(src.name) and warn is not None:
-                warn(f"dataset name {src.name!r} depends on the folder camp add ran in ('..' or an absolute "
-                     "path); give --name NAME for a stable one, or add it from a folder above it")
         committed = None
         with camp.lock():
             if _installed(camp, "pre-add"):
@@ -132,6 +128,10 @@ def add(
                 committed = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             _post_commit(camp, env, warn, committed.id)
+        for r in results:
+            if name is None and r.action == "added" and _unstable_name(r.name) and warn is not None:
+                warn(f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
+                     "path); give --name NAME for a stable one, or add it from a folder above it")
         return results
 
 
