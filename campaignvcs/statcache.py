@@ -25,7 +25,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from campaignvcs.model import Dataset
@@ -37,11 +37,11 @@ create table if not exists replica(
     digest TEXT, sig TEXT, stamp INT,
     PRIMARY KEY (host, dataset, path));
 create index if not exists replica_dataset on replica(dataset);
-create index if not exists replica_path on replica(host, path);
+create index if not exists replica_path on replica(host, path, dataset);
 """
 CREATE = "begin;\n" + SCHEMA + "commit;\n"
 """A new cache's tables, in one transaction (one commit instead of one per statement)."""
-CACHE_VERSION = "5"
+CACHE_VERSION = "6"
 """Bumped whenever the table changes; an older cache is simply rebuilt."""
 RACY_MARGIN_NS = 2_000_000_000
 """A file whose mtime is this close to (or after) the moment it was read may change again unseen.
@@ -55,7 +55,7 @@ BP_METADATA = ("md.idx", "md.0", "mmd.0")
 _INSERT = ("insert or replace into replica(dataset, host, path, kind, size, mtime, checksum, digest, sig, stamp) "
            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _VERIFIED = "select host, path, size, mtime, checksum, digest, sig, stamp from replica where sig is not null"
-_VERIFIED_OF = _VERIFIED + " and dataset = ?"
+_VERIFIED_OF = _VERIFIED + " and dataset in (select value from json_each(?))"
 
 ContentDigest = Callable[[str, str], str]
 """(kind, path) → the checksum ``camp add`` would record for it now (raises OSError/CampError if unreadable)."""
@@ -119,6 +119,13 @@ def signature(kind: str, path: str) -> tuple[str, int]:
         parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}")
         newest = max(newest, st.st_mtime_ns)
     return ";".join(parts), newest
+
+
+def signature_of(probe: Sequence[tuple[int, int, int, int] | None]) -> str | None:
+    """The signature (as :func:`signature` writes it) of stats an extractor took; None without any."""
+    if not probe or probe[0] is None:
+        return None
+    return ";".join("-" if p is None else f"{p[0]}:{p[1]}:{p[2]}:{p[3]}" for p in probe)
 
 
 def _sig_or_none(kind: str, path: str) -> str | None:
@@ -190,7 +197,9 @@ class StatCache:
         if names is None:
             rows: Iterable[tuple] = self._con.execute(_VERIFIED)
         else:
-            rows = (row for name in names for row in self._con.execute(_VERIFIED_OF, (name,)))
+            import json
+
+            rows = self._con.execute(_VERIFIED_OF, (json.dumps(list(names)),))
         return {tuple(row[:5]): tuple(row[5:]) for row in rows}
 
     def replace_all(self, datasets: Iterable[Dataset], token: str) -> None:
@@ -206,13 +215,13 @@ class StatCache:
             self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("token", token))
 
     def update(self, datasets: Iterable[Dataset], removed: Iterable[str] = (),
-               fresh: Mapping[tuple[str, str], str] | None = None, stamp: int = 0) -> None:
+               fresh: Mapping[tuple[str, str], tuple[str, str | None]] | None = None, stamp: int = 0) -> None:
         """Replace the rows of these datasets (and drop those of ``removed`` names).
 
-        ``fresh``: (host, dir/path) → digest of replicas just read from this disk (by
-        ``camp add``, which began reading at ``stamp`` ns); their signature is taken now.
-        The digest is what a later content check compares with — the plaintext checksum
-        even where the manifest records none (a keyed replica).
+        ``fresh``: (host, dir/path) → (digest, signature) of replicas just read from this
+        disk (by ``camp add``, which began reading at ``stamp`` ns; a signature of None is
+        taken now). The digest is what a later content check compares with — the
+        plaintext checksum even where the manifest records none (a keyed replica).
         """
         latest = {ds.name: ds for ds in datasets}  # a name given twice: its last state counts
         removed = list(removed)
@@ -221,20 +230,31 @@ class StatCache:
         rows = []
         for ds in latest.values():
             for r in rows_of(ds):
-                digest = None if fresh is None else fresh.get((r.host, r.path))
-                if digest is None:
+                read = None if fresh is None else fresh.get((r.host, r.path))
+                if read is None:
                     rows.append(_row(r, known))
                 else:
-                    rows.append((*_row(r, {})[:7], digest, _sig_or_none(r.kind, r.path), stamp))
+                    rows.append((*_row(r, {})[:7], read[0], read[1] or _sig_or_none(r.kind, r.path), stamp))
         with self._con:
             self._con.execute("delete from meta where key = ?", ("token",))
             self._con.executemany("delete from replica where dataset = ?", ((name,) for name in names))
             self._con.executemany(_INSERT, rows)
 
-    def datasets_at(self, host: str, path: str) -> list[str]:
-        """Names of the datasets with a live replica at ``path`` (normalised, absolute) on ``host``."""
-        return [name for (name,) in self._con.execute(
-            "select dataset from replica where host = ? and path = ? order by dataset", (host, path))]
+    def datasets_at(self, host: str, paths: Iterable[str]) -> dict[str, list[str]]:
+        """Path → sorted names of the datasets with a live replica there on ``host`` (paths normalised, absolute).
+
+        One query for all paths (a JSON array parameter), not one per path: ``camp add`` asks
+        this for every path it reads.
+        """
+        import json
+
+        found: dict[str, list[str]] = {}
+        # INDEXED BY: SQLite would take the primary key (host, ...) instead, a scan of the host's rows.
+        for path, name in self._con.execute(
+                "select path, dataset from replica indexed by replica_path where host = ? and path in "
+                "(select value from json_each(?))", (host, json.dumps(list(paths)))):
+            found.setdefault(path, []).append(name)
+        return {path: sorted(names) for path, names in found.items()}
 
     def paths(self) -> Iterator[tuple[str, str]]:
         """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""

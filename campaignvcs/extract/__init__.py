@@ -49,6 +49,15 @@ def raw_payload(name: str, original: bytes, modtime: int) -> Payload:
     return Payload(name, original, 0, len(original), modtime, hashlib.sha1(original).hexdigest())
 
 
+Probe = tuple[int, int, int, int]
+"""(size, mtime_ns, ctime_ns, inode) of a file."""
+
+
+def probe_of(st: os.stat_result) -> Probe:
+    """What :attr:`ExtractedReplica.probe` keeps of a stat."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 @dataclass(frozen=True)
 class ExtractedReplica:
     """One replica to record; ``role`` is ``main`` or ``thumbnail`` (path ``thumbnails/<path>``)."""
@@ -59,6 +68,9 @@ class ExtractedReplica:
     payloads: tuple[Payload, ...] = ()
     resolution: tuple[int, int] | None = None
     role: str = "main"
+    probe: tuple[Probe | None, ...] = ()
+    """(size, mtime, ctime, inode) of each file that stands for the replica, taken before it was
+    read (BP: md.idx, md.0, mmd.0; otherwise the file; None: absent): the stat cache's signature."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import stat
 import struct
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, Payload, compressed_payload, read_file
+from campaignvcs.extract import Extracted, ExtractedReplica, Payload, compressed_payload, probe_of, read_file
 from campaignvcs.extract.bpcheck import (
     INDEX_HEADER_SIZE,
     MAGIC,
@@ -68,7 +68,8 @@ def extract(path: str) -> Extracted:
     if profiling is not None and stat.S_ISREG(profiling.st_mode):
         data = read_file(os.path.join(path, "profiling.json"), profiling.st_size)
         payloads.append(compressed_payload("profiling.json", data, profiling.st_mtime_ns))
-    replica = ExtractedReplica(size=size, mtime=mtime, checksum=checksum, payloads=tuple(payloads))
+    probe = tuple(probe_of(top[n]) if n in top else None for n in ("md.idx", "md.0", "mmd.0"))
+    replica = ExtractedReplica(size=size, mtime=mtime, checksum=checksum, payloads=tuple(payloads), probe=probe)
     return Extracted(kind="ADIOS", modtime=mtime, replicas=(replica,))
 
 

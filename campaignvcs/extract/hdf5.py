@@ -33,7 +33,7 @@ import numpy as np
 from h5py import h5, h5a, h5d, h5f, h5g, h5l, h5o, h5p, h5t, h5z
 
 from campaignvcs.errors import BadInput, UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload
+from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload, probe_of
 
 __all__ = ["SMALL_DATASET", "extract", "metadata_copy"]
 
@@ -67,7 +67,7 @@ def extract(path: str) -> Extracted:
     copy = metadata_copy(path)
     payload = compressed_payload(os.path.basename(path), copy, st.st_mtime_ns)
     replica = ExtractedReplica(
-        size=st.st_size, mtime=st.st_mtime_ns, checksum=payload.checksum, payloads=(payload,)
+        size=st.st_size, mtime=st.st_mtime_ns, checksum=payload.checksum, payloads=(payload,), probe=(probe_of(st),)
     )
     return Extracted(kind="HDF5", modtime=st.st_mtime_ns, replicas=(replica,))
 

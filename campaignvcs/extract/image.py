@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, raw_payload, read_file
+from campaignvcs.extract import Extracted, ExtractedReplica, probe_of, raw_payload, read_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -59,8 +59,11 @@ def extract(path: str, store: bool, thumbnail: tuple[int, int] | None) -> Extrac
     """Describe an image; the thumbnail is a second replica named ``thumbnails/<path>``."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        st = os.stat(path)  # before reading: a write after it shows in the signature (see statcache)
+    except OSError as exc:
+        raise UnreadableDataset(f"{path}: cannot read ({exc.strerror})") from None
     content = read_file(path)
-    st = os.stat(path)
     suffix = os.path.splitext(path)[1]
     try:
         with Image.open(io.BytesIO(content)) as img:
@@ -81,6 +84,7 @@ def extract(path: str, store: bool, thumbnail: tuple[int, int] | None) -> Extrac
             checksum=hashlib.sha1(content).hexdigest(),
             payloads=payloads,
             resolution=(width, height),
+            probe=(probe_of(st),),
         )
     ]
     if thumb is not None:

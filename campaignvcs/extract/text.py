@@ -6,7 +6,7 @@ import hashlib
 import os
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload, read_file
+from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload, probe_of, read_file
 
 CHUNK = 1 << 20
 
@@ -25,7 +25,8 @@ def extract(path: str, store: bool) -> Extracted:
         checksum = payload.checksum
     else:
         checksum = file_sha1(path)
-    replica = ExtractedReplica(size=st.st_size, mtime=st.st_mtime_ns, checksum=checksum, payloads=payloads)
+    replica = ExtractedReplica(size=st.st_size, mtime=st.st_mtime_ns, checksum=checksum, payloads=payloads,
+                               probe=(probe_of(st),))
     return Extracted(kind="TEXT", modtime=st.st_mtime_ns, replicas=(replica,))
 
 

@@ -14,7 +14,7 @@ from campaignvcs.extract import Extracted, Options, Payload, compressed_payload,
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
 from campaignvcs.repo import CampaignRepo
-from campaignvcs.statcache import StatCache, state_token
+from campaignvcs.statcache import StatCache, signature_of, state_token
 
 Progress = Callable[[int, int], None]
 
@@ -258,8 +258,9 @@ def _stage_into(
     read_at: int | None,
 ) -> list[AddResult]:
     results: list[AddResult] = []
-    fresh: dict[tuple[str, str], str] = {}
-    sources = [_recorded_as(cache, src, host) for src in sources]
+    fresh: dict[tuple[str, str], tuple[str, str | None]] = {}
+    recorded = cache.datasets_at(host, {_location(src.directory, src.path) for src in sources if not src.named})
+    sources = [_recorded_as(recorded.get(_location(src.directory, src.path), []), src) for src in sources]
     pending: dict[str, Dataset] = {}
     originals: dict[str, Dataset | None] = {}
     payloads: dict[str, dict[bytes, bytes]] = {}
@@ -312,7 +313,8 @@ def _stage_into(
             if action == "updated" and replica.location not in had_replica and extracted.role == "main":
                 action = "replica added"
             if extracted.role == "main":
-                fresh[(host, os.path.normpath(os.path.join(directory, rel)))] = extracted.checksum
+                fresh[(host, _location(directory, rel))] = (
+                    extracted.checksum, signature_of(extracted.probe))
             dataset = dataset.with_replica(replica)
         if pending.get(src.name, before) == dataset:
             action = "unchanged"
@@ -336,25 +338,27 @@ def _same_file_as(dataset: Dataset, host: str, directory: str, path: str) -> tup
     ``x.bp`` added from ``run`` and ``run/x.bp`` added from its parent are one replica: the
     one recorded first keeps its spelling, so a re-add updates it instead of adding a copy.
     """
-    target = os.path.normpath(os.path.join(directory, path))
+    target = _location(directory, path)
     for r in dataset.replicas:
         if (r.live and r.host == host and r.archive is None and not r.path.startswith("thumbnails/")
-                and os.path.normpath(os.path.join(r.dir, r.path)) == target):
+                and _location(r.dir, r.path) == target):
             return r.dir, r.path
     return directory, path
 
 
-def _recorded_as(cache: StatCache, src: _Source, host: HostName) -> _Source:
-    """``src`` under the name of the dataset that already records this file on ``host``, if one does.
+def _location(directory: str, path: str) -> str:
+    """A replica's file as the stat cache keys it (absolute, normalised)."""
+    return os.path.normpath(os.path.join(directory, path))
+
+
+def _recorded_as(found: list[str], src: _Source) -> _Source:
+    """``src`` under the name of the dataset that already records this file (``found``: those that do).
 
     One file is one dataset: adding ``run/x.bp`` after ``x.bp`` from inside ``run`` updates
     the dataset recorded first. With ``--name`` the given name stands; a file recorded
     by several datasets (each named with ``--name``) needs ``--name`` to say which.
     """
-    if src.named:
-        return src
-    found = cache.datasets_at(host, os.path.normpath(os.path.join(src.directory, src.path)))
-    if not found or src.name in found:
+    if src.named or not found or src.name in found:
         return src
     if len(found) > 1:
         raise BadInput(f"{src.shown} is recorded by datasets {', '.join(sorted(found))}: "
