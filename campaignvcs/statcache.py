@@ -9,7 +9,7 @@ rebuilt from the manifests. It is never shared and never part of history.
 
 A timestamp alone never decides that data is unchanged (git's "racily clean" rule):
 each row also keeps the *signature* of its files as last verified — size, mtime, ctime
-and inode of the file, or of a BP dataset's ``md.idx``, ``md.0`` and ``mmd.0`` (never the
+and inode of the file, or of a BP dataset's ``md.idx`` and ``md.0`` (never the
 folder) — and when that was taken (``stamp``). A row is clean only if the signature is
 unchanged and every mtime in it is older than the stamp by more than
 :data:`RACY_MARGIN_NS`; otherwise its content is compared with the recorded checksum (as
@@ -34,14 +34,14 @@ SCHEMA = """
 create table if not exists meta(key TEXT PRIMARY KEY, value TEXT);
 create table if not exists replica(
     dataset TEXT, host TEXT, path TEXT, kind TEXT, size INT, mtime INT, checksum TEXT,
-    digest TEXT, sig TEXT, stamp INT,
+    digest TEXT, sig INT, stamp INT,
     PRIMARY KEY (host, dataset, path));
 create index if not exists replica_dataset on replica(dataset);
 create index if not exists replica_path on replica(host, path, dataset);
 """
 CREATE = "begin;\n" + SCHEMA + "commit;\n"
 """A new cache's tables, in one transaction (one commit instead of one per statement)."""
-CACHE_VERSION = "6"
+CACHE_VERSION = "7"
 """Bumped whenever the table changes; an older cache is simply rebuilt."""
 RACY_MARGIN_NS = 2_000_000_000
 """A file whose mtime is this close to (or after) the moment it was read may change again unseen.
@@ -50,15 +50,13 @@ File systems keep times coarsely (1 s on some, 2 s on FAT; a shared file system'
 may also be a little off ours), so a write just after camp read a file can leave the
 same mtime: such rows get a content check until their files are older than this.
 """
-BP_METADATA = ("md.idx", "md.0", "mmd.0")
-"""The files of a BP dataset whose signature stands for the dataset (ADIOS2 rewrites them at every step)."""
 _INSERT = ("insert or replace into replica(dataset, host, path, kind, size, mtime, checksum, digest, sig, stamp) "
            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _VERIFIED = "select host, path, size, mtime, checksum, digest, sig, stamp from replica where sig is not null"
 _VERIFIED_OF = _VERIFIED + " and dataset in (select value from json_each(?))"
 
-ContentDigest = Callable[[str, str], str]
-"""(kind, path) → the checksum ``camp add`` would record for it now (raises OSError/CampError if unreadable)."""
+ContentDigests = Callable[[list[tuple[str, str]]], list[str | None]]
+"""[(kind, path)] → the checksum ``camp add`` would record for each now (None: unreadable), in order."""
 
 
 @dataclass(frozen=True)
@@ -97,40 +95,44 @@ def state_token(head: bytes | None, staging: bytes) -> str:
     return (head or b"-").decode() + ":" + hashlib.sha1(staging).hexdigest()
 
 
-def signature(kind: str, path: str) -> tuple[str, int]:
-    """(signature, newest mtime) of what stands for the replica at ``path``; OSError if it is gone.
+_ABSENT = (-1, -1, -1, -1)
+"""The probe of a metadata file that is not there (a missing md.0 is part of the signature)."""
 
-    A file: its size, mtime, ctime and inode. A BP folder: the same of md.idx, md.0 and
-    mmd.0 (a missing md.0/mmd.0 is part of the signature; a missing md.idx raises).
+
+def probe(kind: str, path: str, stat: Callable[[str], os.stat_result] = os.stat) -> tuple[int, ...]:
+    """(size, mtime, ctime, inode) of each file that stands for the replica at ``path``, in one flat tuple.
+
+    A file: the file. A BP folder: md.idx and md.0, which ADIOS2 rewrites at every step (a
+    missing md.0 is part of it as -1s; mmd.0 only ever changes with them, and a third stat
+    per dataset is a third of the cost of ``camp status``). OSError when the file, or a BP
+    folder's md.idx, is gone.
     """
     if kind != "ADIOS":
-        st = os.stat(path)
-        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}", st.st_mtime_ns
-    parts = []
-    newest = 0
-    for i, name in enumerate(BP_METADATA):
-        try:
-            st = os.stat(os.path.join(path, name))
-        except FileNotFoundError:
-            if i == 0:
-                raise
-            parts.append("-")
-            continue
-        parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}")
-        newest = max(newest, st.st_mtime_ns)
-    return ";".join(parts), newest
-
-
-def signature_of(probe: Sequence[tuple[int, int, int, int] | None]) -> str | None:
-    """The signature (as :func:`signature` writes it) of stats an extractor took; None without any."""
-    if not probe or probe[0] is None:
-        return None
-    return ";".join("-" if p is None else f"{p[0]}:{p[1]}:{p[2]}:{p[3]}" for p in probe)
-
-
-def _sig_or_none(kind: str, path: str) -> str | None:
+        st = stat(path)
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    a = stat(path + "/md.idx")
     try:
-        return signature(kind, path)[0]
+        b = stat(path + "/md.0")
+    except FileNotFoundError:
+        return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, *_ABSENT)
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino)
+
+
+def signature_of(probed: Sequence[Sequence[int] | None]) -> int | None:
+    """The signature of an extractor's probe (one stat tuple per file, None: absent); None without one.
+
+    A 64-bit hash of the flat integers, as :func:`probe` gives them (Python hashes int
+    tuples alike in every process): one integer for SQLite to keep and the status loop
+    to compare, which is where the time of ``camp status`` goes.
+    """
+    if not probed or probed[0] is None:
+        return None
+    return hash(tuple(v for p in probed for v in (_ABSENT if p is None else p)))
+
+
+def _sig_or_none(kind: str, path: str) -> int | None:
+    try:
+        return hash(probe(kind, path))
     except OSError:
         return None
 
@@ -215,7 +217,7 @@ class StatCache:
             self._con.execute("insert or replace into meta(key, value) values (?, ?)", ("token", token))
 
     def update(self, datasets: Iterable[Dataset], removed: Iterable[str] = (),
-               fresh: Mapping[tuple[str, str], tuple[str, str | None]] | None = None, stamp: int = 0) -> None:
+               fresh: Mapping[tuple[str, str], tuple[str, int | None]] | None = None, stamp: int = 0) -> None:
         """Replace the rows of these datasets (and drop those of ``removed`` names).
 
         ``fresh``: (host, dir/path) → (digest, signature) of replicas just read from this
@@ -260,60 +262,64 @@ class StatCache:
         """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""
         yield from self._con.execute("select dataset, path from replica")
 
-    def changed_on_host(self, host: str, content_digest: ContentDigest | None = None) -> Iterator[tuple[str, str, str]]:
+    def changed_on_host(self, host: str, content_digests: ContentDigests | None = None) -> Iterator[tuple[str, str, str]]:
         """(state, dataset, path) of every recorded replica on ``host`` that no longer matches.
 
-        Stats only (one per file, three per BP dataset) while signatures match and are
-        old enough; a content check (``content_digest``) where they are not conclusive —
-        rows whose check passes get a fresh signature, so the next status is stats only
-        again. This loop is the whole cost of ``camp status`` at 100,000 datasets, so it
-        reads only the columns it compares and stays on plain tuples.
+        Stats only (one per file, two per BP dataset) while signatures match and are old
+        enough; a content check where they are not conclusive, all at once through
+        ``content_digests`` (which may spread them over processes) — rows whose check
+        passes get a fresh signature, so the next status is stats only again. The stat
+        loop is the whole cost of ``camp status`` at 100,000 datasets, so it reads only the
+        columns it compares and stays on plain tuples.
         """
         started = time.time_ns()
         rows = self._con.execute(
-            "select rowid, path, kind, size, mtime, sig, stamp, digest from replica where host = ?", (host,)
-        ).fetchall()
+            "select rowid, path, kind = 'ADIOS', size, mtime, sig, stamp from replica where host = ?", (host,)
+        )  # streamed: 100,000 rows held at once cost 40 MB
         changed: list[tuple[int, str]] = []
-        refreshed: list[tuple[str, int, int]] = []
-        for rowid, probe, kind, size, mtime, sig, stamp, digest in rows:
-            is_bp = kind == "ADIOS"
+        unsure: list[tuple[int, str, int, int | None]] = []
+        stat = os.stat
+        for rowid, path, is_bp, size, mtime, sig, stamp in rows:
             try:
-                now_sig, newest = signature(kind, probe)
+                probed = probe("ADIOS" if is_bp else "", path, stat)
             except OSError:
                 changed.append((rowid, "gone"))
                 continue
-            if now_sig == sig and newest < stamp - RACY_MARGIN_NS:
+            now_sig = hash(probed)
+            if now_sig == sig and max(probed[1::4]) < stamp - RACY_MARGIN_NS:
                 continue  # the common case: nothing moved since it was verified
-            first = now_sig.split(";", 1)[0].split(":")
-            same = int(first[1]) == mtime and (is_bp or int(first[0]) == size)
-            if not same and not (is_bp and _folder_mtime(probe) == mtime):
-                changed.append((rowid, "modified"))  # recorded by hpc-campaign (imported): the folder's mtime
+            if not (probed[1] == mtime and (is_bp or probed[0] == size)) and \
+                    not (is_bp and _folder_mtime(path) == mtime):
+                changed.append((rowid, "modified"))  # (the folder's mtime: recorded by hpc-campaign, imported)
                 continue
+            unsure.append((rowid, path, now_sig, sig))
+        refreshed: list[tuple[int, int, int]] = []
+        checks: list[tuple[int, str, str, str, int]] = []
+        for rowid, path, now_sig, sig in unsure:
+            kind, digest = self._con.execute("select kind, digest from replica where rowid = ?", (rowid,)).fetchone()
             if digest:
-                if content_digest is None:
-                    changed.append((rowid, "modified"))
-                    continue
-                try:
-                    ok = content_digest(kind, probe) == digest
-                except Exception:  # noqa: BLE001 - unreadable now (damaged, permissions): not what was recorded
-                    ok = False
-                if not ok:
-                    changed.append((rowid, "modified"))
-                    continue
+                checks.append((rowid, kind, path, digest, now_sig))
             elif sig is not None and sig != now_sig:
                 changed.append((rowid, "modified"))  # nothing to compare the content with: the change stands
-                continue
-            refreshed.append((now_sig, started, rowid))
+            else:
+                refreshed.append((now_sig, started, rowid))
+        if checks:
+            found = content_digests([(kind, path) for _, kind, path, _, _ in checks]) if content_digests else []
+            for i, (rowid, _kind, _path, digest, now_sig) in enumerate(checks):
+                if i < len(found) and found[i] == digest:
+                    refreshed.append((now_sig, started, rowid))
+                else:
+                    changed.append((rowid, "modified"))
         if refreshed:
             with contextlib.suppress(sqlite3.Error), self._con:  # housekeeping: a busy cache just stays slower
                 self._con.executemany("update replica set sig = ?, stamp = ? where rowid = ?", refreshed)
-        found = []
+        found_rows = []
         for rowid, state in changed:
             dataset, path = self._con.execute("select dataset, path from replica where rowid = ?", (rowid,)).fetchone()
             if state == "gone":
                 state = "missing" if not os.path.exists(path) else "modified"
-            found.append((state, dataset, path))
-        yield from sorted(found, key=lambda f: (f[1], f[2]))
+            found_rows.append((state, dataset, path))
+        yield from sorted(found_rows, key=lambda f: (f[1], f[2]))
 
 
 def _folder_mtime(folder: str) -> int | None:

@@ -70,7 +70,7 @@ class ExtractedReplica:
     role: str = "main"
     probe: tuple[Probe | None, ...] = ()
     """(size, mtime, ctime, inode) of each file that stands for the replica, taken before it was
-    read (BP: md.idx, md.0, mmd.0; otherwise the file; None: absent): the stat cache's signature."""
+    read (BP: md.idx, md.0; otherwise the file; None: absent): the stat cache's signature."""
 
 
 @dataclass(frozen=True)
