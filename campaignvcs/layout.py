@@ -18,7 +18,11 @@ path component, so ``git log --stat`` still shows which dataset changed.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from campaignvcs.model import Dataset
 
 CAMPAIGN = "campaign.json"
 DATASETS = "datasets"
@@ -79,3 +83,26 @@ def extras_table_of(path: str) -> str | None:
     if folder != EXTRAS or "/" in entry or not entry.endswith(".json"):
         return None
     return decode_component(entry[: -len(".json")])
+
+
+def embedded_entries(dataset: Dataset) -> dict[str, str]:
+    """Tree entry name → blob id for every embedded object of a dataset.
+
+    An object is stored under its own file name; where replicas hold different objects
+    of the same name, each is stored as ``<name>@<first 12 hex of its id>``.
+    """
+    by_name: dict[str, set[str]] = {}
+    for replica in dataset.replicas:
+        for f in replica.files:
+            by_name.setdefault(f.name, set()).add(f.blob)
+    out: dict[str, str] = {}
+    for name, blobs in by_name.items():
+        safe = encode_component(name)
+        if safe == MANIFEST:
+            safe = "%64ataset.json"
+        if len(blobs) == 1:
+            out[safe] = next(iter(blobs))
+        else:
+            for blob in blobs:
+                out[f"{safe}@{blob[:12]}"] = blob
+    return out

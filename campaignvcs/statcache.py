@@ -137,11 +137,19 @@ def _sig_or_none(kind: str, path: str) -> int | None:
         return None
 
 
+MEMORY = ":memory:"
+"""The path of a stat cache that lives in memory (a repository that does)."""
+
+
 class StatCache:
     """The cache file ``.git/camp/statcache.sqlite`` (mode 0600: it holds digests of keyed data)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if path == MEMORY:
+            self._con = sqlite3.connect(path)
+            self._create()
+            return
         if not os.path.exists(path):
             self._con = self._connect()
             self._create()

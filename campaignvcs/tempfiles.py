@@ -162,3 +162,23 @@ def remove_quietly(*paths: str) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never half of one.
+
+    The temporary file names its writer, so one left by a killed process is swept by the
+    next writer.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = make_temp(folder, "." + os.path.basename(path) + ".", ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise

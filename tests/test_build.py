@@ -100,16 +100,16 @@ def table(path, name):
 
 def commit_manifests(root, datasets=(), hosts=(), series=(), blobs=(), message="edit"):
     """Commit manifests written with the repository API (for features without a command yet)."""
-    with CampaignRepo.open(str(root)) as repo, repo.lock():
+    with CampaignRepo.open(str(root)) as repo, repo.transaction() as tx:
         for data in blobs:
             repo.add_blob(data)
         for ds in datasets:
-            repo.stage_dataset(ds, {})
+            tx.stage_dataset(ds)
         for host in hosts:
-            repo.stage_json(layout.host_path(host.name), host.dumps())
+            tx.stage_json(layout.host_path(host.name), host.dumps())
         for s in series:
-            repo.stage_json(layout.timeseries_path(s.name), s.dumps())
-        return repo.commit_staged(message, IDENTITY)
+            tx.stage_json(layout.timeseries_path(s.name), s.dumps())
+        return tx.commit(message, IDENTITY)
 
 
 def manifest(root, name, rev="HEAD"):

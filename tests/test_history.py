@@ -275,12 +275,12 @@ def synthetic(i: int) -> Dataset:
 
 def test_diff_cost_follows_the_change_not_the_campaign(campaign, camp, monkeypatch):
     """3,000 datasets, one changes: diff opens a handful of objects (equal subtrees are skipped)."""
-    with CampaignRepo.open(str(campaign)) as repo, repo.lock():
+    with CampaignRepo.open(str(campaign)) as repo, repo.transaction() as tx:
         repo.add_blob(b"x")  # blob ids in manifests need not exist for a diff
         for i in range(3000):
-            repo.stage_dataset(synthetic(i), {})
-        repo.commit_staged("3000 datasets", IDENTITY)
-    with CampaignRepo.open(str(campaign)) as repo, repo.lock():
+            tx.stage_dataset(synthetic(i))
+        tx.commit("3000 datasets", IDENTITY)
+    with CampaignRepo.open(str(campaign)) as repo, repo.transaction() as tx:
         ds = synthetic(1234)
         moved = Replica(
             HostName("tape"),
@@ -292,8 +292,8 @@ def test_diff_cost_follows_the_change_not_the_campaign(campaign, camp, monkeypat
             archive="",
             files=ds.replicas[0].files,
         )
-        repo.stage_dataset(Dataset(ds.name, ds.uuid, ds.kind, ds.modtime, replicas=(moved,)), {})
-        repo.commit_staged("moved one", IDENTITY)
+        tx.stage_dataset(Dataset(ds.name, ds.uuid, ds.kind, ds.modtime, replicas=(moved,)))
+        tx.commit("moved one", IDENTITY)
     reads = []
     real = CampaignRepo.read_raw
 
@@ -319,15 +319,15 @@ def test_diff_cost_follows_the_change_not_the_campaign(campaign, camp, monkeypat
 def test_history_of_a_merge_reports_only_what_the_merge_brought(campaign, camp, data):
     """A merge commit whose version equals one parent's adds no events twice."""
     camp("--repo", campaign, "add", "-m", "base", "heat.bp", cwd=data)
-    with CampaignRepo.open(str(campaign)) as repo, repo.lock():
+    with CampaignRepo.open(str(campaign)) as repo, repo.transaction() as tx:
         base = repo.head()
         ds = repo.dataset("heat.bp")
         r0 = ds.replicas[0]
         side = ds.with_replica(
             Replica(HostName("cluster"), "/c", "heat.bp", r0.size, r0.mtime, r0.checksum, files=r0.files)
         )
-        repo.stage_dataset(side, {})
-        left = repo.commit_staged("copy to cluster", IDENTITY)
+        tx.stage_dataset(side)
+        left = tx.commit("copy to cluster", IDENTITY)
         # A merge of "left" and "base" whose tree is left's.
         from dulwich.objects import Commit
 
@@ -338,9 +338,9 @@ def test_history_of_a_merge_reports_only_what_the_merge_brought(campaign, camp, 
         merge.author_time = merge.commit_time = int(time.time())
         merge.author_timezone = merge.commit_timezone = 0
         merge.message = b"merge\n"
-        repo._queue(merge)
+        repo.objects.add_object(merge)
         repo.flush()
-        repo.set_branch(left, merge.id)
+        tx.move_branch(left, merge.id)
     w = jrun(camp, "--repo", campaign, "whereis", "heat.bp", "--history")
     assert [(e["message"], e["event"]) for e in w["history"]] == [
         ("base", "created"),

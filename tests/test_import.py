@@ -1139,9 +1139,9 @@ def test_build_runs_only_a_create_table_statement_from_a_manifest(upstream, camp
     for ddl in ("CREATE TRIGGER scalar_field after insert on dataset begin delete from replica; end",
                 "CREATE TABLE scalar_field(datasetid INT PRIMARY KEY, metadata TEXT); DROP TABLE dataset",
                 "CREATE TABLE other(datasetid INT PRIMARY KEY, metadata TEXT)"):
-        with CampaignRepo.open(str(campaign)) as repo, repo.lock():
-            repo.stage_json(path, dumps({**d, "ddl": ddl}))
-            repo.commit_staged("tamper", IDENTITY)
+        with CampaignRepo.open(str(campaign)) as repo, repo.transaction() as tx:
+            tx.stage_json(path, dumps({**d, "ddl": ddl}))
+            tx.commit("tamper", IDENTITY)
         r = camp("--repo", campaign, "build", "-o", out, ok=False)
         assert_one_line_error(r, "extra table scalar_field")
         assert not out.exists()

@@ -256,9 +256,9 @@ def test_pull_killed_at_each_point_loses_nothing_and_the_rerun_completes(
     now = head(b)
     with CampaignRepo.open(str(b)) as repo:
         tracked = repo.refs[b"refs/remotes/origin/main"].decode()
-        staging = repo.staging()
+        staged_on, staged = repo.staging.base, dict(repo.staging.entries)
     state = ((b / ".git" / "objects" / "pack" / their_pack).exists(), tracked == theirs,
-             staging.head != ours or bool(staging.entries), now != ours)
+             staged_on != ours or bool(staged), now != ours)
     assert state == PULL_STATE[point]
     assert ours in ancestors(b, now)  # nothing committed here is lost
     assert now == ours or {ours, theirs} <= ancestors(b, now)  # the branch is the old or the new commit

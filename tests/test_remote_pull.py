@@ -162,10 +162,9 @@ def test_pull_refuses_staged_changes(pair, camp, data):
 
 def test_a_tombstone_wins_over_a_stale_copy_and_replicas_merge_as_a_union(pair, camp, data):
     a, b = pair
-    with CampaignRepo.open(str(a)) as repo, repo.lock():  # a deletes its replica of n1 (a tombstone)
+    with CampaignRepo.open(str(a)) as repo, repo.transaction() as tx:  # a deletes its replica of n1 (a tombstone)
         ds = repo.dataset("n1.txt")
-        repo.stage_dataset(dataclasses.replace(ds, replicas=(dataclasses.replace(ds.replicas[0], deltime=123),)), {})
-        repo.save_staging()
+        tx.stage_dataset(dataclasses.replace(ds, replicas=(dataclasses.replace(ds.replicas[0], deltime=123),)))
     camp("--repo", a, "commit", "-m", "n1 deleted here")
     camp("--repo", b, "add", "n1.txt", "--host", "hpc", "-m", "n1 also on hpc", cwd=data)
     camp("--repo", b, "push", "--no-build")
@@ -272,7 +271,7 @@ def test_fetch_refuses_a_ref_that_names_no_commit_and_changes_nothing(pair, camp
 
 def _replace_newest_pack(camp_repo_root, remote, leave_out) -> str:
     """Push a's new commit as a pack without one of its objects; returns the object left out."""
-    from campaignvcs.remote.sync import missing_objects, write_pack
+    from campaignvcs.remote.sync import missing_objects, pack_for_push
 
     with CampaignRepo.open(str(camp_repo_root)) as repo:
         head_id = repo.head()
@@ -282,7 +281,7 @@ def _replace_newest_pack(camp_repo_root, remote, leave_out) -> str:
         pack_dir = remote.backing / "proj" / "run_001.camp" / "objects" / "pack"
         out = pack_dir.parent / "build"
         out.mkdir()
-        written = write_pack(repo, [o for o in oids if o != dropped], str(out))
+        written = pack_for_push(repo, [o for o in oids if o != dropped], str(out))
     for f in out.iterdir():
         f.rename(pack_dir / f.name)
     out.rmdir()

@@ -36,9 +36,9 @@ def verify_json(camp, campaign, *args, ok=True):
 def edit(root, fn, message="edit on purpose"):
     """Change manifests through the repository API and commit (as a buggy tool might)."""
     with CampaignRepo.open(str(root)) as repo:
-        with repo.lock():
-            fn(repo)
-            repo.commit_staged(message, IDENTITY)
+        with repo.transaction() as tx:
+            fn(tx)
+            tx.commit(message, IDENTITY)
 
 
 # -- verify ----------------------------------------------------------------------------------------
@@ -109,12 +109,13 @@ def test_replicas_on_other_hosts_or_absent_folders_are_not_checked(campaign, cam
 
 
 def test_archived_replicas_are_not_checked(campaign, camp, recorded):
-    def archive(repo):
+    def archive(tx):
+        repo = tx.repo
         ds = repo.dataset("notes.txt")
         live = ds.replicas[0]
-        repo.stage_dataset(ds.with_replica(dataclasses.replace(live, dir="/tape", archive="run.tar")), {})
-        repo.stage_json(layout.host_path("laptop"),
-                        Host("laptop", archives=(Archive("/tape", "run.tar", "HPSS"),)).dumps())
+        tx.stage_dataset(ds.with_replica(dataclasses.replace(live, dir="/tape", archive="run.tar")))
+        tx.stage_json(layout.host_path("laptop"),
+                      Host("laptop", archives=(Archive("/tape", "run.tar", "HPSS"),)).dumps())
 
     edit(campaign, archive)
     _, report = verify_json(camp, campaign, "notes.txt")
@@ -185,15 +186,16 @@ def test_fsck_finds_a_loose_object_with_flipped_bytes(campaign, camp, recorded):
 def test_fsck_finds_a_manifest_naming_a_missing_blob_and_wrong_lengths(campaign, camp, recorded):
     missing = "1234567890abcdef1234567890abcdef12345678"
 
-    def break_it(repo):
+    def break_it(tx):
+        repo = tx.repo
         heat = repo.dataset("heat.bp")
         rep = heat.replicas[0]
         files = [dataclasses.replace(f, blob=BlobId(missing)) if f.name == "metadata" else f for f in rep.files]
-        repo.stage_dataset(dataclasses.replace(heat, replicas=(dataclasses.replace(rep, files=tuple(files)),)), {})
+        tx.stage_dataset(dataclasses.replace(heat, replicas=(dataclasses.replace(rep, files=tuple(files)),)))
         notes = repo.dataset("notes.txt")
         rep = notes.replicas[0]
         files = [dataclasses.replace(f, lencompressed=f.lencompressed + 1) for f in rep.files]
-        repo.stage_dataset(dataclasses.replace(notes, replicas=(dataclasses.replace(rep, files=tuple(files)),)), {})
+        tx.stage_dataset(dataclasses.replace(notes, replicas=(dataclasses.replace(rep, files=tuple(files)),)))
 
     camp("--repo", campaign, "add", "--store", "notes.txt", cwd=recorded)
     camp("--repo", campaign, "commit", "-m", "store notes")
@@ -207,9 +209,9 @@ def test_fsck_finds_a_manifest_naming_a_missing_blob_and_wrong_lengths(campaign,
 
 
 def test_fsck_finds_folder_entries_the_manifest_does_not_name(campaign, camp, recorded):
-    def extra(repo):
-        stray = repo.add_blob(b"not referenced by the manifest\n")
-        repo.stage(layout.dataset_dir("mesh.h5") + "/stray.bin", (BLOB_MODE, stray))
+    def extra(tx):
+        stray = tx.repo.add_blob(b"not referenced by the manifest\n")
+        tx.stage(layout.dataset_dir("mesh.h5") + "/stray.bin", (BLOB_MODE, stray))
 
     edit(campaign, extra)
     out, report = fsck(camp, campaign)
@@ -218,12 +220,12 @@ def test_fsck_finds_folder_entries_the_manifest_does_not_name(campaign, camp, re
 
 
 def test_fsck_finds_malformed_manifests_unlisted_archives_and_missing_series_members(campaign, camp, recorded):
-    def break_it(repo):
-        repo.stage_json(layout.host_path("broken"), b"{ this is not json\n")
-        ds = repo.dataset("notes.txt")
+    def break_it(tx):
+        tx.stage_json(layout.host_path("broken"), b"{ this is not json\n")
+        ds = tx.repo.dataset("notes.txt")
         tape = dataclasses.replace(ds.replicas[0], dir="/tape", archive="run.tar")
-        repo.stage_dataset(ds.with_replica(tape), {})
-        repo.stage_json(layout.timeseries_path("heat"), TimeSeries("heat", ("heat.bp", "gone.bp")).dumps())
+        tx.stage_dataset(ds.with_replica(tape))
+        tx.stage_json(layout.timeseries_path("heat"), TimeSeries("heat", ("heat.bp", "gone.bp")).dumps())
 
     edit(campaign, break_it)
     out, report = fsck(camp, campaign)

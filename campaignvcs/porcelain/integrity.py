@@ -22,7 +22,8 @@ from campaignvcs.errors import BadInput, CampError
 from campaignvcs.extract import Options, extract
 from campaignvcs.model import Campaign, Dataset, Host, Replica, TimeSeries
 from campaignvcs.porcelain.common import environ, local_host, open_repo
-from campaignvcs.repo import TREE_MODE, CampaignRepo, embedded_entries
+from campaignvcs.layout import embedded_entries
+from campaignvcs.repo import TREE_MODE, CampaignRepo
 from campaignvcs.statcache import is_thumbnail
 
 KEY_OVERHEAD = 40
@@ -473,7 +474,7 @@ class _Fsck:
 
     def check_staging(self) -> None:
         try:
-            staging = self.camp.staging()
+            staging = self.camp.staging
         except CampError as exc:
             self.problem("bad-staging", self.camp.index_path, str(exc))
             return

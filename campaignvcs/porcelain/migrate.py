@@ -22,8 +22,7 @@ from campaignvcs.aca.read import ArchiveContents, read_aca
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.model import Archive, Dataset, ExtraTable, Host, TimeSeries, dataset_ref, is_dataset_ref
 from campaignvcs.porcelain.common import environ, identity, open_repo
-from campaignvcs.porcelain.workspace import _open_cache, _token
-from campaignvcs.repo import CampaignRepo
+from campaignvcs.repo import CampaignRepo, Transaction
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,9 @@ def import_aca(
             os.path.join(cwd, os.path.expanduser(path)), shown=path, drop_unknown=drop_unknown_tables
         )
         text = message if message is not None else f"Import {os.path.basename(path.rstrip('/'))}"
-        with camp.lock():
+        with camp.transaction() as tx:
             _refuse_staged(camp)
-            commit = _import_locked(camp, contents, text, env)
+            commit = _import_in(tx, contents, text, env)
         return ImportResult(
             archive=path,
             commit=commit,
@@ -98,26 +97,20 @@ def _refuse_staged(camp: CampaignRepo) -> None:
         raise CampError("the staging area has changes: commit or drop the staged changes first")
 
 
-def _import_locked(
-    camp: CampaignRepo, contents: ArchiveContents, message: str, env: Mapping[str, str]
-) -> str | None:
-    """Stage the archive's objects and commit them; the caller holds the lock."""
-    # Validate the stat cache against the state before the import, so it is only updated.
-    cache = _open_cache(camp)
-    try:
-        changed = _stage(camp, contents)
-        if not camp.staged_changes():
-            return None
-        cache.update(changed)
-        oid = camp.commit_staged(message, identity(camp, env))
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
-    return oid.decode()
+def _import_in(tx: Transaction, contents: ArchiveContents, message: str, env: Mapping[str, str]) -> str | None:
+    """Stage the archive's objects and commit them (the stat cache is only updated, not rebuilt)."""
+    camp = tx.repo
+    changed = _stage(tx, contents)
+    if not camp.staged_changes():
+        tx.clear()
+        return None
+    tx.cache.update(changed)
+    return tx.commit(message, identity(camp, env)).decode()
 
 
-def _stage(camp: CampaignRepo, contents: ArchiveContents) -> list[Dataset]:
-    """Stage (in memory only) every payload and manifest; returns the datasets that changed."""
+def _stage(tx: Transaction, contents: ArchiveContents) -> list[Dataset]:
+    """Stage every payload and manifest; returns the datasets that changed."""
+    camp = tx.repo
     extras = _merged_extras(camp, contents)  # first: a refusal must come before any work
     for bid, data in contents.blobs.items():
         if camp.add_blob(data).decode() != bid:
@@ -127,22 +120,22 @@ def _stage(camp: CampaignRepo, contents: ArchiveContents) -> list[Dataset]:
         existing = camp.dataset(ds.name)
         merged = ds if existing is None else merge_dataset(existing, ds)
         if merged != existing:
-            camp.stage_dataset(merged, {})
+            tx.stage_dataset(merged)
             changed.append(merged)
     for host in contents.hosts:
         existing_host = camp.host(host.name)
         merged_host = host if existing_host is None else merge_host(existing_host, host)
         if merged_host != existing_host:
-            camp.stage_json(layout.host_path(host.name), merged_host.dumps())
+            tx.stage_json(layout.host_path(host.name), merged_host.dumps())
     for series in contents.timeseries:
         path = layout.timeseries_path(series.name)
         entry = camp.current(path)
         existing_series = None if entry is None else TimeSeries.loads(camp.read_blob(entry[1]), what=path)
         merged_series = series if existing_series is None else merge_timeseries(existing_series, series)
         if merged_series != existing_series:
-            camp.stage_json(path, merged_series.dumps())
+            tx.stage_json(path, merged_series.dumps())
     for table in extras:
-        camp.stage_json(layout.extras_path(table.name), table.dumps())
+        tx.stage_json(layout.extras_path(table.name), table.dumps())
     return changed
 
 

@@ -21,8 +21,8 @@ from campaignvcs.errors import BadInput, UsageError
 from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, ExtractedReplica, Options, extract
 from campaignvcs.model import DatasetName, Host, HostName
 from campaignvcs.porcelain.common import environ, open_repo, resolve_host
-from campaignvcs.porcelain.workspace import AddResult, _commit_locked, _open_cache, _Source, _stage_sources, _token
-from campaignvcs.repo import CampaignRepo
+from campaignvcs.porcelain.workspace import AddResult, Source, commit_staged, stage_sources
+from campaignvcs.repo import Transaction
 
 KIND_NAMES = {"adios": "ADIOS", "hdf5": "HDF5", "image": "IMAGE", "text": "TEXT"}
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -86,7 +86,7 @@ def add_from(
             raise BadInput(f"cannot tell the host of {redact(source)}: pass --host NAME")
         folder = directory if directory is not None else recorded_dir(root, "")
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
-        sources: list[_Source] = []
+        sources: list[Source] = []
         read = data = 0
         for i, name in enumerate(names):
             entry = find(rclone, root, name)
@@ -97,18 +97,18 @@ def add_from(
             read += got
             data += entry.size
             shown = f"{redact(source).rstrip('/')}/{entry.name}"
-            sources.append(_Source(shown, DatasetName(entry.name), folder, entry.name, extracted))
+            sources.append(Source(shown, DatasetName(entry.name), folder, entry.name, extracted))
 
         from campaignvcs.porcelain.hooks import post_hook, pre_add_hook, pre_commit_hook
 
         committed = None
-        with camp.lock():
+        with camp.transaction() as tx:
             pre_add_hook(camp, env, [s.shown for s in sources], host_name)
             protocol = "s3" if root.backend == "s3" else ""
-            _stage_new_host(camp, Host(host_name, root.host or host_name, protocol, time.time_ns()))
-            results = _stage_sources(camp, sources, host_name, None, "")
+            _stage_new_host(tx, Host(host_name, root.host or host_name, protocol, time.time_ns()))
+            results = stage_sources(tx, sources, host_name, None, "")
             if message is not None and camp.staged_changes():
-                committed = _commit_locked(camp, message, env, before=lambda: pre_commit_hook(camp, env, message))
+                committed = commit_staged(tx, message, env, before=lambda: pre_commit_hook(camp, env, message))
         if committed is not None:
             post_hook(camp, "post-commit", env, warn, commit=committed.id)
     return AddFromResult(redact(source), host_name, folder, results, read, data)
@@ -160,21 +160,11 @@ def _named_remotely(local: str, where: str) -> Iterator[None]:
         raise type(exc)(where + text[len(local):]) from None
 
 
-def _stage_new_host(camp: CampaignRepo, host: Host) -> None:
-    """Stage the remote host's file (its long name and protocol are not this machine's).
-
-    The stat cache is validated against the state before, then only re-stamped: a host
-    file changes no dataset's entry, so no add --from pays for a cache rebuild.
-    """
+def _stage_new_host(tx: Transaction, host: Host) -> None:
+    """Stage the remote host's file (its long name and protocol are not this machine's)."""
     path = layout.host_path(host.name)
-    if camp.current(path) is not None:
-        return
-    cache = _open_cache(camp)
-    try:
-        camp.stage_json(path, host.dumps())
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
+    if tx.repo.current(path) is None:
+        tx.stage_json(path, host.dumps())
 
 
 def _with_listing_times(extracted: Extracted, size: int, mtime: int, override: bool) -> Extracted:

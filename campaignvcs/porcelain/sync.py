@@ -27,7 +27,8 @@ from campaignvcs import layout
 from campaignvcs.errors import BadInput, CampError, ExitStatus, RepoLocked
 from campaignvcs.faults import fault
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.repo import CampaignRepo, atomic_write
+from campaignvcs.repo import CampaignRepo, Transaction
+from campaignvcs.tempfiles import atomic_write
 
 if TYPE_CHECKING:
     from campaignvcs.remote.sync import Remote
@@ -456,8 +457,8 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
     env = environ(env)
     cwd = cwd or os.getcwd()
     with open_repo(repo, cwd, env) as camp:
-        with camp.lock():
-            _recover_interrupted_merge(camp)
+        with camp.transaction() as tx:
+            _recover_interrupted_merge(tx)
             if os.path.exists(os.path.join(camp.camp_dir, MERGE_HEAD)):
                 raise CampError("a merge is in progress: 'camp resolve' the conflicts and 'camp commit', "
                                 "or 'camp pull --abort'")
@@ -470,10 +471,10 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
             if theirs is None or theirs == ours or (ours is not None and sync.is_ancestor(camp, theirs, ours)):
                 result = PullResult(r.name, "up to date", _hex(ours), _hex(ours), fetched, 0)
             elif ours is None or sync.is_ancestor(camp, ours, theirs):
-                changed = _fast_forward(camp, ours, theirs)
+                changed = _fast_forward(tx, ours, theirs)
                 result = PullResult(r.name, "fast-forward", _hex(ours), _hex(theirs), fetched, changed)
             else:
-                result = _merge(camp, r.name, ours, theirs, fetched, env)
+                result = _merge(tx, r.name, ours, theirs, fetched, env)
         if fetched.warnings:
             result = dataclasses.replace(result, warnings=[*fetched.warnings, *result.warnings])
         if result.action != "up to date":
@@ -502,54 +503,42 @@ def _post_pull(camp: CampaignRepo, result: PullResult, env: Mapping[str, str]) -
     return dataclasses.replace(result, warnings=[*result.warnings, *warned]) if warned else result
 
 
-def _fast_forward(camp: CampaignRepo, ours: bytes | None, theirs: bytes) -> int:
-    from campaignvcs.porcelain.workspace import _open_cache, _token
+def _fast_forward(tx: Transaction, ours: bytes | None, theirs: bytes) -> int:
     from campaignvcs.remote.sync import merge_trees
 
+    camp = tx.repo
     diff = merge_trees(camp, camp.tree_of(ours), camp.tree_of(ours), camp.tree_of(theirs))
-    cache = _open_cache(camp)
-    try:
-        staging = camp.staging()
-        # Only no-op entries can be left (staged changes were refused), but against the new
-        # branch they would undo its changes: the emptied staging area, already naming the
-        # new commit, is on disk before the branch moves.
-        staging.entries.clear()
-        staging.head = theirs.decode()
-        camp.save_staging()
-        fault(camp.fault, "pull-mid-fast-forward")
-        camp.set_branch(ours, theirs)
-        count = _refresh_cache(camp, cache, diff.changes)
-        camp.save_staging()
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
-    return count
+    # Only no-op entries can be left (staged changes were refused), but against the new
+    # branch they would undo its changes: the emptied staging area, already naming the
+    # new commit, is on disk before the branch moves.
+    tx.clear(theirs)
+    tx.save()
+    fault(camp.fault, "pull-mid-fast-forward")
+    tx.move_branch(ours, theirs)
+    return _refresh_cache(camp, tx.cache, diff.changes)
 
 
-def _merge(camp: CampaignRepo, remote: str, ours: bytes, theirs: bytes, fetched: FetchResult,
+def _merge(tx: Transaction, remote: str, ours: bytes, theirs: bytes, fetched: FetchResult,
            env: Mapping[str, str]) -> PullResult:
-    from campaignvcs.porcelain.workspace import _commit_locked, _open_cache, _token
+    from campaignvcs.porcelain.workspace import commit_staged
     from campaignvcs.remote.sync import merge_base, merge_trees
 
+    camp = tx.repo
     base = merge_base(camp, ours, theirs)
     if base is None:
         raise CampError(f"cannot pull from {remote}: its history is unrelated to this campaign's "
                         "(it was not cloned from the same campaign)")
     tm = merge_trees(camp, camp.tree_of(base), camp.tree_of(ours), camp.tree_of(theirs))
-    cache = _open_cache(camp)
-    try:
-        camp.staging().entries.clear()
-        for path, entry in tm.changes.items():
-            camp.stage(path, entry)
-        # Written before the staging area: a pull killed from here on is recognised by the
-        # next pull (the staging area still being exactly this one) and redone.
-        atomic_write(os.path.join(camp.camp_dir, MERGE_PENDING), json.dumps(
-            {"ours": ours.decode(), "theirs": theirs.decode(), "staging": _staging_digest(camp)}).encode() + b"\n")
-        count = _refresh_cache(camp, cache, tm.changes)
-        camp.save_staging()
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
+    tx.clear()
+    for path, entry in tm.changes.items():
+        tx.stage(path, entry)
+    # Written before the staging area: a pull killed from here on is recognised by the
+    # next pull (the staging area still being exactly this one) and redone.
+    atomic_write(os.path.join(camp.camp_dir, MERGE_PENDING), json.dumps(
+        {"ours": ours.decode(), "theirs": theirs.decode(), "staging": _staging_digest(camp)}).encode() + b"\n")
+    count = _refresh_cache(camp, tx.cache, tm.changes)
+    tx.save()
+    tx.cache.set_token(camp.state_token())
     fault(camp.fault, "pull-mid-merge")
     conflicts = [ConflictInfo(c.name, list(c.details)) for c in tm.conflicts]
     # The merge state is written after the staging area and MERGE_HEAD last: a crash
@@ -560,14 +549,14 @@ def _merge(camp: CampaignRepo, remote: str, ours: bytes, theirs: bytes, fetched:
     if conflicts:
         _forget_pending(camp)  # from here the conflicts are the user's to resolve
         return PullResult(remote, "conflicts", _hex(ours), None, fetched, count, conflicts)
-    done = _commit_locked(camp, f"Merge {remote}/main into {camp.branch}", env)
+    done = commit_staged(tx, f"Merge {remote}/main into {camp.branch}", env)
     return PullResult(remote, "merged", _hex(ours), done.id, fetched, count)
 
 
 def _staging_digest(camp: CampaignRepo) -> str:
     import hashlib  # here: it costs camp status more to import than it spends
 
-    return hashlib.sha1(camp.staging().to_bytes()).hexdigest()
+    return hashlib.sha1(camp.staging.to_bytes()).hexdigest()
 
 
 def _forget_pending(camp: CampaignRepo) -> None:
@@ -575,7 +564,7 @@ def _forget_pending(camp: CampaignRepo) -> None:
         os.unlink(os.path.join(camp.camp_dir, MERGE_PENDING))
 
 
-def _recover_interrupted_merge(camp: CampaignRepo) -> bool:
+def _recover_interrupted_merge(tx: Transaction) -> bool:
     """Undo what a pull killed while merging left; True when there was something to undo.
 
     A ``MERGE_HEAD`` the branch already contains is left from a merge commit whose state
@@ -585,6 +574,7 @@ def _recover_interrupted_merge(camp: CampaignRepo) -> bool:
     moved on (committed it, resolved conflicts, staged other changes) and only the
     marker goes.
     """
+    camp = tx.repo
     merging, head = merge_head(camp), camp.head()
     if merging is not None and head is not None and merging != head:
         from campaignvcs.remote.sync import is_ancestor
@@ -607,24 +597,15 @@ def _recover_interrupted_merge(camp: CampaignRepo) -> bool:
     if not isinstance(pending, dict) or pending.get("staging") != _staging_digest(camp):
         _forget_pending(camp)
         return False
-    _reset_staging(camp)
+    _reset_staging(tx)
     end_merge(camp)
     return True
 
 
-def _reset_staging(camp: CampaignRepo) -> None:
-    """Empty the staging area (the caller holds the lock), keeping the stat cache in step."""
-    from campaignvcs.porcelain.workspace import _open_cache, _token
-
-    cache = _open_cache(camp)
-    try:
-        staged = dict(camp.staging().entries)
-        camp.staging().entries.clear()
-        _refresh_cache(camp, cache, staged)
-        camp.save_staging()
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
+def _reset_staging(tx: Transaction) -> None:
+    """Empty the staging area, keeping the stat cache in step."""
+    staged = tx.clear()
+    _refresh_cache(tx.repo, tx.cache, staged)
 
 
 def _refresh_cache(camp: CampaignRepo, cache: object, changes: Mapping[str, object]) -> int:
@@ -762,11 +743,9 @@ def resolve(name: str, side: str, repo: str | None = None, cwd: str | None = Non
     Everything of that manifest that merged cleanly (e.g. replicas only one side added)
     is kept either way; only the conflicting values come from the chosen side.
     """
-    from campaignvcs.porcelain.workspace import _open_cache, _token
-
     if side not in ("ours", "theirs"):
         raise BadInput(f"invalid side: {side} (ours or theirs)")
-    with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
+    with open_repo(repo, cwd, environ(env)) as camp, camp.transaction() as tx:
         if merge_head(camp) is None:
             raise CampError("no merge in progress: nothing to resolve")
         conflicts = _read_conflicts(camp)
@@ -775,14 +754,9 @@ def resolve(name: str, side: str, repo: str | None = None, cwd: str | None = Non
             known = ", ".join(sorted(conflicts)) or "none left"
             raise BadInput(f"no conflict named {name} (conflicts: {known})")
         path = str(item["path"])
-        cache = _open_cache(camp)
-        try:
-            camp.stage(path, _entry_from_json(item[side]))  # type: ignore[arg-type]
-            _refresh_cache(camp, cache, {path: None})
-            camp.save_staging()
-            cache.set_token(_token(camp))
-        finally:
-            cache.close()
+        tx.stage(path, _entry_from_json(item[side]))  # type: ignore[arg-type]
+        _refresh_cache(camp, tx.cache, {path: None})
+        tx.save()
         del conflicts[name]
         _write_conflicts(camp, conflicts)
         return ResolveResult(name, side, sorted(conflicts))
@@ -790,10 +764,10 @@ def resolve(name: str, side: str, repo: str | None = None, cwd: str | None = Non
 
 def abort_merge(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """Give up a conflicted (or killed) pull: empty the staging area and forget the merge; returns HEAD."""
-    with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
-        if merge_head(camp) is None and not _recover_interrupted_merge(camp):
+    with open_repo(repo, cwd, environ(env)) as camp, camp.transaction() as tx:
+        if merge_head(camp) is None and not _recover_interrupted_merge(tx):
             raise CampError("no merge in progress")
-        _reset_staging(camp)
+        _reset_staging(tx)
         end_merge(camp)
         head = camp.head()
         return head.decode() if head else ""
@@ -903,7 +877,7 @@ def clone(url: str, path: str | None = None, name: str | None = None, host: str 
         if remote.read_ref() is None:
             raise CampError(f"no campaign {archive} at {redact(root)} (nothing was pushed there)")
         try:
-            camp = sync.init_clone(target, host)
+            camp = CampaignRepo.create(target, host)
             try:
                 got = sync.fetch(camp, remote, progress)
                 assert got.new is not None

@@ -13,8 +13,8 @@ from campaignvcs.errors import BadInput, CampError, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
-from campaignvcs.repo import CampaignRepo
-from campaignvcs.statcache import StatCache, signature_of, state_token
+from campaignvcs.repo import CampaignRepo, Transaction
+from campaignvcs.statcache import signature_of
 
 Progress = Callable[[int, int], None]
 
@@ -62,7 +62,7 @@ class AddResult:
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     shown: str
     name: DatasetName
     directory: str
@@ -118,14 +118,14 @@ def add(
         started = time.time_ns()  # before any file is read: what changes after it is seen as racy
         sources = _read_sources(paths, name, cwd, options, progress, _processes(env), os.path.realpath(camp.root))
         committed = None
-        with camp.lock():
+        with camp.transaction() as tx:
             if _installed(camp, "pre-add"):
                 from campaignvcs.porcelain.hooks import pre_add_hook
 
                 pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
-            results = _stage_sources(camp, sources, host_name, encrypt, key_id, read_at=started)
+            results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
             if message is not None and camp.staged_changes():
-                committed = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
+                committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message))
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             _post_commit(camp, env, warn, committed.id)
         for r in results:
@@ -164,7 +164,7 @@ def _post_commit(camp: CampaignRepo, env: Mapping[str, str], warn: Callable[[str
 def _read_sources(
     paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None,
     processes: int | None = None, root: str | None = None,
-) -> list[_Source]:
+) -> list[Source]:
     """Read every path before anything is staged.
 
     ``root``: the campaign folder (real path); a dataset below it is named by its path
@@ -204,7 +204,7 @@ def _processes(env: Mapping[str, str]) -> int | None:
 
 
 def _read_source(given: str, name: str | None, cwd: str, options: Options,
-                 realpath: Callable[[str], str] = os.path.realpath, root: str | None = None) -> _Source:
+                 realpath: Callable[[str], str] = os.path.realpath, root: str | None = None) -> Source:
     if not given or "\0" in given:
         raise BadInput(f"invalid path: {given!r}")
     shown = os.path.normpath(given)
@@ -224,12 +224,12 @@ def _read_source(given: str, name: str | None, cwd: str, options: Options,
     ds_name = DatasetName(name if name is not None else default)
     if not ds_name or "\0" in ds_name:
         raise BadInput(f"invalid dataset name: {ds_name!r}")
-    return _Source(given, ds_name, directory, path, extracted, name is not None)
+    return Source(given, ds_name, directory, path, extracted, name is not None)
 
 
-def _stage_sources(
-    camp: CampaignRepo,
-    sources: list[_Source],
+def stage_sources(
+    tx: Transaction,
+    sources: list[Source],
     host: HostName,
     encrypt: Callable[[Payload], tuple[bytes, str]] | None,
     key_id: str,
@@ -240,23 +240,7 @@ def _stage_sources(
     Those replicas' signatures go into the stat cache with their content digest, so
     ``camp status`` can tell a later change from what was read (see statcache).
     """
-    # Validate the stat cache against the state before this add, so it is only updated.
-    cache = _open_cache(camp)
-    try:
-        return _stage_into(camp, cache, sources, host, encrypt, key_id, read_at)
-    finally:
-        cache.close()
-
-
-def _stage_into(
-    camp: CampaignRepo,
-    cache: StatCache,
-    sources: list[_Source],
-    host: HostName,
-    encrypt: Callable[[Payload], tuple[bytes, str]] | None,
-    key_id: str,
-    read_at: int | None,
-) -> list[AddResult]:
+    camp, cache = tx.repo, tx.cache
     results: list[AddResult] = []
     fresh: dict[tuple[str, str], tuple[str, int | None]] = {}
     recorded = cache.datasets_at(host, {_location(src.directory, src.path) for src in sources if not src.named})
@@ -322,13 +306,11 @@ def _stage_into(
         results.append(AddResult(src.name, dataset.kind, action, src.shown, host))
     changed = [ds for n, ds in pending.items() if ds != originals[n]]
     for ds in changed:
-        camp.stage_dataset(ds, {})
+        tx.stage_dataset(ds)
     if changed and camp.current(layout.host_path(host)) is None:
-        camp.stage_json(layout.host_path(host), Host(host, long_host_name(), "", time.time_ns()).dumps())
+        tx.stage_json(layout.host_path(host), Host(host, long_host_name(), "", time.time_ns()).dumps())
     if changed:
         cache.update(changed, fresh=fresh if read_at is not None else None, stamp=read_at or 0)
-        camp.save_staging()
-        cache.set_token(_token(camp))
     return results
 
 
@@ -351,7 +333,7 @@ def _location(directory: str, path: str) -> str:
     return os.path.normpath(os.path.join(directory, path))
 
 
-def _recorded_as(found: list[str], src: _Source) -> _Source:
+def _recorded_as(found: list[str], src: Source) -> Source:
     """``src`` under the name of the dataset that already records this file (``found``: those that do).
 
     One file is one dataset: adding ``run/x.bp`` after ``x.bp`` from inside ``run`` updates
@@ -363,19 +345,7 @@ def _recorded_as(found: list[str], src: _Source) -> _Source:
     if len(found) > 1:
         raise BadInput(f"{src.shown} is recorded by datasets {', '.join(sorted(found))}: "
                        "give --name NAME to say which one to update")
-    return _Source(src.shown, DatasetName(found[0]), src.directory, src.path, src.extracted, src.named)
-
-
-def _token(camp: CampaignRepo) -> str:
-    return state_token(camp.head(), camp.staging().to_bytes())
-
-
-def _open_cache(camp: CampaignRepo) -> StatCache:
-    """The stat cache, rebuilt first if it does not match the staged state (a private file)."""
-    cache = StatCache(os.path.join(camp.camp_dir, "statcache.sqlite"))
-    if cache.token() != _token(camp):
-        cache.replace_all(camp.datasets(camp.staged_tree()), _token(camp))
-    return cache
+    return Source(src.shown, DatasetName(found[0]), src.directory, src.path, src.extracted, src.named)
 
 
 @dataclass(frozen=True)
@@ -417,7 +387,7 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
         here = local_host(camp, env)
         unstaged: list[Change] = []
         if here:
-            cache = _open_cache(camp)
+            cache = camp.stat_cache()
             try:
                 unstaged = [Change(state, name, path)
                             for state, name, path in cache.changed_on_host(here, content_digests)]
@@ -513,15 +483,16 @@ def commit(message: str, repo: str | None = None, cwd: str | None = None,
     if not message or not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
     with open_repo(repo, cwd, env) as camp:
-        with camp.lock():
-            result = _commit_locked(camp, message, env, before=lambda: _pre_commit(camp, env, message))
+        with camp.transaction() as tx:
+            result = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message))
         _post_commit(camp, env, warn, result.id)
         return result
 
 
-def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str],
-                   before: Callable[[], None] | None = None) -> CommitResult:
-    """Commit the staging area; the caller holds the lock. ``before`` runs once there is something to commit."""
+def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
+                  before: Callable[[], None] | None = None) -> CommitResult:
+    """Commit the staging area inside a transaction. ``before`` runs once there is something to commit."""
+    camp = tx.repo
     parents: list[bytes] = []
     # A pull may have left a merge to finish (porcelain.sync keeps it in MERGE_HEAD); the
     # check comes first because importing the sync module costs more than a commit.
@@ -534,15 +505,20 @@ def _commit_locked(camp: CampaignRepo, message: str, env: Mapping[str, str],
         raise CampError("nothing to commit (use 'camp add' to record datasets)")
     if before is not None:
         before()
-    cache = _open_cache(camp)
-    try:
-        oid = camp.commit_staged(message, identity(camp, env), merge_parents=parents)
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
+    oid = tx.commit(message, identity(camp, env), merge_parents=parents)
     if parents:
         from campaignvcs.porcelain.sync import end_merge
 
         end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
     return CommitResult(oid.decode(), message, count)
+
+
+def _open_cache(camp: CampaignRepo):  # type: ignore[no-untyped-def]
+    """Transitional, for porcelain/replicas until it moves to transactions."""
+    return camp.stat_cache()
+
+
+def _token(camp: CampaignRepo) -> str:
+    """Transitional, for porcelain/replicas until it moves to transactions."""
+    return camp.state_token()

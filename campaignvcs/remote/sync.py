@@ -17,16 +17,13 @@ whole history is then at hand (:func:`check_history`) before anything is recorde
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
 import shutil
 import socket
 import stat
-import struct
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,17 +35,10 @@ from campaignvcs.merge import Merged, merge_campaign, merge_dataset, merge_host,
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.remote.layout import LEGACY_TMP_RE, PACK_RE, TMP_RE, RemoteLayout, parse_ref, tmp_writer
 from campaignvcs.remote.rclone import Rclone, RemoteError, redact, transfer_timeout
-from campaignvcs.repo import (
-    BLOB_MODE,
-    TREE_MODE,
-    TYPE_NUMBERS,
-    CampaignRepo,
-    Entry,
-    atomic_write,
-    embedded_entries,
-    pack_entry_header,
-)
-from campaignvcs.tempfiles import hostname, make_temp_dir, process_start, sweep, writer_alive
+from campaignvcs.gitobjects import BLOB_MODE, TREE_MODE, TYPE_NUMBERS, Entry
+from campaignvcs.packwrite import PackFiles, write_pack
+from campaignvcs.repo import CampaignRepo
+from campaignvcs.tempfiles import atomic_write, hostname, make_temp_dir, process_start, sweep, writer_alive
 
 Progress = Callable[[str, int, int], None]
 """Called with (what, bytes done, bytes total) during transfers."""
@@ -194,57 +184,14 @@ def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[b
             out.append(oid)
 
 
-@dataclass(frozen=True)
-class PackFiles:
-    """A pack and its index written to local files."""
+def pack_for_push(camp: CampaignRepo, oids: Iterable[bytes], folder: str) -> PackFiles:
+    """Write the objects as one undeltified pack + index into ``folder`` (copied raw, never parsed).
 
-    name: str
-    """``pack-<40 hex>`` (the pack's own checksum, so equal packs have equal names)."""
-    pack: str
-    idx: str
-    objects: int
-
-    @property
-    def size(self) -> int:
-        """Bytes of both files."""
-        return os.path.getsize(self.pack) + os.path.getsize(self.idx)
-
-
-def write_pack(camp: CampaignRepo, oids: Iterable[bytes], folder: str) -> PackFiles:
-    """Write the objects as one undeltified pack + index into ``folder``.
-
-    Objects are copied from the raw store reader without being parsed; the same objects
-    in the same order give byte-identical files (a retried push re-sends the same pack).
+    The same objects in the same order give byte-identical files (a retried push re-sends the same pack).
     """
-    from dulwich.pack import write_pack_index
-
     oids = list(oids)
-    tmp_pack = os.path.join(folder, "new.pack")
-    entries: list[tuple[bytes, int, int]] = []
-    sha = hashlib.sha1()
-    with open(tmp_pack, "wb") as f:
-        def write(data: bytes) -> None:
-            sha.update(data)
-            f.write(data)
-
-        write(b"PACK" + struct.pack(">LL", 2, len(oids)))
-        offset = 12
-        for oid in oids:
-            kind, data = camp.read_raw(oid)
-            header = pack_entry_header(TYPE_NUMBERS[kind], len(data))
-            body = header + zlib.compress(data, PACK_COMPRESSION)
-            entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body) & 0xFFFFFFFF))
-            write(body)
-            offset += len(body)
-        checksum = sha.digest()
-        f.write(checksum)
-    name = "pack-" + checksum.hex()
-    pack = os.path.join(folder, name + ".pack")
-    os.replace(tmp_pack, pack)
-    idx = os.path.join(folder, name + ".idx")
-    with open(idx, "wb") as f:
-        write_pack_index(f, sorted(entries), checksum)
-    return PackFiles(name, pack, idx, len(oids))
+    objects = ((oid, TYPE_NUMBERS[kind], raw) for oid in oids for kind, raw in (camp.read_raw(oid),))
+    return write_pack(folder, objects, len(oids))
 
 
 def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes]:
@@ -548,7 +495,7 @@ def push(
         return PushOutcome(old, head, 0, 0, 0, up_to_date=True)
     tmp = make_temp_dir(camp.camp_dir, "tmp-push-")
     try:
-        pack = write_pack(camp, missing_objects(camp, head, old), tmp)
+        pack = pack_for_push(camp, missing_objects(camp, head, old), tmp)
         pack_bytes = pack.size
         pack_rel = {s: f"{lay.pack_rel}/{pack.name}{s}" for s in (".pack", ".idx")}
         local: dict[str, str] = {pack_rel[".pack"]: pack.pack, pack_rel[".idx"]: pack.idx}
@@ -978,37 +925,10 @@ def drop_bad_tracking_ref(camp: CampaignRepo, name: str) -> str | None:
 # -- clone --------------------------------------------------------------------------------------
 
 
-def init_clone(path: str, host: str | None) -> CampaignRepo:
-    """An empty repository shaped like ``CampaignRepo.init`` makes, without the marker yet.
-
-    The caller fetches into it, sets the branch and writes the marker last, so a clone
-    that fails half-way is never mistaken for a campaign.
-    """
-    from dulwich.repo import Repo
-
-    os.makedirs(path, exist_ok=True)
-    repo = Repo.init(path)
-    try:
-        cfg = repo.get_config()
-        cfg.set(b"core", b"bare", True)
-        if host:
-            cfg.set(b"camp", b"host", host.encode())
-        cfg.write_to_path()
-        repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
-    finally:
-        repo.close()
-    os.makedirs(os.path.join(path, ".git", "camp"), exist_ok=True)
-    return CampaignRepo(path)
-
-
-MARKER = b"campaignvcs repository format 1\n"
-"""What ``CampaignRepo.init`` writes to ``.git/camp/campaign`` (the same text)."""
-
-
 def finish_clone(camp: CampaignRepo, head: bytes) -> None:
     """Point the branch at ``head`` and mark the folder a campaign (last)."""
     camp.refs[b"refs/heads/main"] = head
-    atomic_write(os.path.join(camp.camp_dir, "campaign"), MARKER)
+    camp.mark()
 
 
 def find_campaigns(rclone: Rclone, url: str) -> list[str]:
@@ -1103,7 +1023,7 @@ def _merge_unit(camp: CampaignRepo, kind: str, path: str, eb: Entry | None, eo: 
         name = tree_layout.dataset_name_of(path) or path
         db, do, dt = (_load_dataset(camp, e, path) for e in (eb, eo, et))
         merged_ds = merge_dataset(db, do, dt)
-        to_entry = lambda d: None if d is None else (TREE_MODE, dataset_tree(camp, d))  # noqa: E731
+        to_entry = lambda d: None if d is None else (TREE_MODE, camp.dataset_tree(d))  # noqa: E731
         _record(out, name, path, merged_ds, eo, to_entry)
         return
     loaders: dict[str, tuple[Callable[[bytes], object], Callable[..., Merged[object]]]] = {
@@ -1135,11 +1055,3 @@ def _load_dataset(camp: CampaignRepo, entry: Entry | None, path: str) -> Dataset
     if manifest is None:
         raise CampError(f"{path}: dataset folder without {tree_layout.MANIFEST}")
     return Dataset.loads(camp.read_blob(manifest[1]), what=path)
-
-
-def dataset_tree(camp: CampaignRepo, dataset: Dataset) -> bytes:
-    """The folder tree of a dataset (manifest + embedded objects), as ``stage_dataset`` builds it."""
-    entries: dict[str, Entry | None] = {tree_layout.MANIFEST: (BLOB_MODE, camp.add_blob(dataset.dumps()))}
-    for entry_name, blob in embedded_entries(dataset).items():
-        entries[entry_name] = (BLOB_MODE, blob.encode())
-    return camp.build_tree(None, entries)

@@ -1,0 +1,105 @@
+"""The one pack writer: undeltified objects → ``pack-<sha>.pack`` and its index, crash-safe.
+
+Used for the local object store (many new objects at once) and for the pack a push
+uploads. The index comes from the write itself (dulwich's ``add_objects`` would re-read and
+re-index the pack). As git does, both files are written as ``tmp_pack_*``/``tmp_idx_*``
+(no ``.pack``/``.idx`` suffix, so no reader loads a half-written one), fsynced, and renamed
+``.pack`` first, ``.idx`` last: a pack is used only once its index exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from campaignvcs.faults import fault
+from campaignvcs.gitobjects import pack_entry_header, stored_zlib
+from campaignvcs.tempfiles import make_temp, remove_quietly
+
+PACK_COMPRESSION = 1
+"""zlib level for packs camp writes: most blobs are zlib streams already."""
+TEMPORARY_PREFIXES = ("tmp_pack_", "tmp_idx_")
+"""Names of a pack and index being written (swept when their writer is gone)."""
+
+
+@dataclass(frozen=True)
+class PackFiles:
+    """A pack and its index, written and renamed into place."""
+
+    name: str
+    """``pack-<40 hex>`` (the pack's own checksum, so equal packs have equal names)."""
+    pack: str
+    idx: str
+    objects: int
+
+    @property
+    def size(self) -> int:
+        """Bytes of both files."""
+        return os.path.getsize(self.pack) + os.path.getsize(self.idx)
+
+
+def write_pack(folder: str, objects: Iterable[tuple[bytes, int, bytes]], count: int,
+               dense: Collection[bytes] = (), fault_at: str | None = None) -> PackFiles:
+    """Write ``count`` objects, given as (hex id, type number, raw content), as one pack in ``folder``.
+
+    Objects whose id is in ``dense`` (compressed or encrypted payloads) are stored in
+    zlib's uncompressed block format instead of being deflated again. The same objects in
+    the same order give byte-identical files (a retried push re-sends the same pack).
+    ``fault_at`` names a crash-test kill point (see :mod:`campaignvcs.faults`).
+    """
+    from dulwich.pack import write_pack_index
+
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_pack = make_temp(folder, TEMPORARY_PREFIXES[0])
+    idx_fd, tmp_idx = make_temp(folder, TEMPORARY_PREFIXES[1])
+    os.close(idx_fd)
+    try:
+        entries: list[tuple[bytes, int, int]] = []
+        digest = hashlib.sha1()
+        written = 0
+        with os.fdopen(fd, "wb") as f:
+            chunks = [b"PACK" + struct.pack(">II", 2, count)]
+            offset = len(chunks[0])
+            for oid, type_num, raw in objects:
+                body = stored_zlib(raw) if oid in dense else zlib.compress(raw, PACK_COMPRESSION)
+                head = pack_entry_header(type_num, len(raw))
+                entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body, zlib.crc32(head))))
+                chunks += (head, body)
+                offset += len(head) + len(body)
+                written += 1
+                if len(chunks) > 512:
+                    data = b"".join(chunks)
+                    digest.update(data)
+                    f.write(data)
+                    chunks = []
+            if written != count:
+                raise ValueError(f"pack announced {count} objects but was given {written}")
+            data = b"".join(chunks)
+            digest.update(data)
+            checksum = digest.digest()
+            f.write(data[:len(data) // 2])
+            f.flush()
+            fault(fault_at, "pack-half-written")
+            f.write(data[len(data) // 2:] + checksum)
+            f.flush()
+            os.fsync(f.fileno())
+        entries.sort()
+        with open(tmp_idx, "wb") as f:
+            write_pack_index(f, entries, checksum)
+            f.flush()
+            fault(fault_at, "pack-index-written")
+            os.fsync(f.fileno())
+        name = "pack-" + checksum.hex()
+        base = os.path.join(folder, name)
+        os.chmod(tmp_pack, 0o444)
+        os.chmod(tmp_idx, 0o444)
+        os.replace(tmp_pack, base + ".pack")
+        fault(fault_at, "pack-before-index")
+        os.replace(tmp_idx, base + ".idx")
+    finally:
+        remove_quietly(tmp_pack, tmp_idx)
+    return PackFiles(name, base + ".pack", base + ".idx", count)
