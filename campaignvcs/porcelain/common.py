@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from typing import ContextManager
 
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, NotACampaign
@@ -15,12 +17,17 @@ def environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if env is None else env
 
 
-def open_repo(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> CampaignRepo:
-    """The campaign selected like git selects a repository.
+def open_repo(repo: str | CampaignRepo | None = None, cwd: str | None = None,
+              env: Mapping[str, str] | None = None) -> ContextManager[CampaignRepo]:
+    """The campaign selected like git selects a repository, for a ``with`` block.
 
     ``repo`` (``--repo``) names the campaign folder exactly; else ``CAMP_REPO``; else the
-    current directory and its parents.
+    current directory and its parents. An open :class:`CampaignRepo` is used as it is and
+    left open (as dulwich's ``open_repo_closing``): one porcelain function calling another
+    hands it the repository instead of opening it again.
     """
+    if isinstance(repo, CampaignRepo):
+        return contextlib.nullcontext(repo)
     env = environ(env)
     explicit = repo or env.get("CAMP_REPO")
     if explicit:
