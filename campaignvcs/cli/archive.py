@@ -54,7 +54,7 @@ def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool,
     are left out, with a warning saying why.
     """
     result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env,
-                             exclude_kinds=exclude, warn=echo_warning, full=full, force=force, check=check)
+                             exclude_kinds=exclude, full=full, force=force, check=check)
     failed = result.check is not None and not result.check.ok
     if as_json:
         echo_json(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -60,3 +60,10 @@ def format_size(n: int) -> str:
 def echo_warning(message: str) -> None:
     """One ``camp: warning: ...`` line on stderr (e.g. a failed post-hook; the command still succeeded)."""
     click.echo(f"camp: warning: {message}", err=True)
+
+
+def echo_warnings(*groups: str | Sequence[str]) -> None:
+    """Every warning of a result (porcelain returns them in ``warnings``), one line each."""
+    for group in groups:
+        for message in [group] if isinstance(group, str) else group:
+            echo_warning(message)

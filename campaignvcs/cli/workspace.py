@@ -9,7 +9,7 @@ import click
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
-from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option
+from campaignvcs.cli.output import echo_json, echo_warnings, format_size, json_option
 from campaignvcs.errors import UsageError
 from campaignvcs.extract import KIND_CHOICES
 
@@ -67,13 +67,14 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     if directory is not None or when is not None or fetch_metadata:
         raise UsageError("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
-    results = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
+    outcome = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
-                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "", warn=echo_warning)
+                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "")
+    echo_warnings(outcome.warnings, *(outcome.committed.warnings if outcome.committed else ()))
     if as_json:
-        echo_json(results)
+        echo_json(outcome.added)
         return
-    for r in results:
+    for r in outcome.added:
         click.echo(f"{r.action}: {r.name} ({r.kind}, {r.host})")
 
 
@@ -84,7 +85,8 @@ def _add_from(env: Env, source: str, paths: tuple[str, ...], host: str | None, n
         raise UsageError("--name and --key cannot be used with --from")
     result = porcelain.add_from(source, list(paths), host=host, directory=directory, when=when,
                                 fetch_metadata=fetch_metadata, store=store, thumbnail=thumbnail, kind=kind,
-                                repo=env.repo, env=env.env, message=message, warn=echo_warning)
+                                repo=env.repo, env=env.env, message=message)
+    echo_warnings(result.warnings)
     if as_json:
         echo_json(result)
         return
@@ -135,7 +137,8 @@ def status_cmd(env: Env, as_json: bool) -> None:
 @pass_env
 def commit_cmd(env: Env, message: str, as_json: bool) -> None:
     """Record the staged changes as a new commit."""
-    result = porcelain.commit(message, repo=env.repo, env=env.env, warn=echo_warning)
+    result = porcelain.commit(message, repo=env.repo, env=env.env)
+    echo_warnings(result.warnings)
     if as_json:
         echo_json(result)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from dulwich.objects import parse_tree
@@ -60,7 +60,6 @@ def build(
     env: Mapping[str, str] | None = None,
     exclude_kinds: tuple[str, ...] = (),
     hooks: bool = True,
-    warn: Callable[[str], None] | None = None,
     full: bool = False,
     force: bool = False,
     check: bool = False,
@@ -75,7 +74,7 @@ def build(
     leaves datasets of those kinds out, for readers whose ADIOS2 lacks an engine (the
     PyPI wheel has no HDF5 and refuses a whole archive that lists one). With ``hooks``,
     ``pre-build`` runs before anything is written (it can refuse) and ``post-build`` after
-    the archive is in place (a failure goes to ``warn``). When the output is an archive
+    the archive is in place (a failure is one of the result's ``warnings``). When the output is an archive
     this repository built from another commit with the same options, only the datasets
     that changed are rewritten (an incremental build) unless ``full``.
 
@@ -106,6 +105,7 @@ def build(
             run_hook(camp, "pre-build", env, commit=commit_id, archive=path)
         provenance = _provenance(camp, commit_id, commit.tree, omit_deleted, exclude_kinds)
         now = commit.commit_time * 1_000_000_000
+        warned: list[str] = []
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             patched = None if full else _update(
@@ -121,7 +121,7 @@ def build(
                 now=now,
                 omit_deleted=omit_deleted,
                 provenance=provenance,
-                extras=extras_for_build(camp, commit.tree, warn),
+                extras=extras_for_build(camp, commit.tree, warned.append),
                 fault=fault,
             )
         except OSError as exc:
@@ -131,13 +131,14 @@ def build(
         result = BuildResult(
             path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path),
             incremental=patched is not None, rewritten=patched[1] if patched else 0,
-            warnings=list(counts.warnings), left_out=list(counts.left_out),
+            warnings=[*warned, *counts.warnings], left_out=list(counts.left_out),
             instead_of=wanted if path != wanted else None,
         )
         if check:
             result = replace(result, check=check_archive(path, env))
         if hooks:
-            post_hook(camp, "post-build", env, warn, commit=commit_id, archive=path)
+            result = replace(result, warnings=[*result.warnings,
+                                               *post_hook(camp, "post-build", env, commit=commit_id, archive=path)])
         return result
 
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from campaignvcs.errors import BadInput, CampError
-from campaignvcs.hooks import HOOK_NAMES, HookRun, check_name, declared_hook_point, hooks_dir, ready_hooks, run_hook
+from campaignvcs.hooks import (
+    HOOK_NAMES,
+    HookRun,
+    check_name,
+    declared_hook_point,
+    hooks_dir,
+    ready_hooks,
+    run_hook,
+)
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.repo import CampaignRepo, atomic_write
-
-Warn = Callable[[str], None]
-"""Where porcelain sends a one-line warning (the CLI prints it to stderr)."""
-
-
-class HookWarning(UserWarning):
-    """A post-hook failed; the operation itself succeeded."""
 
 HOOK_MODE = 0o755
 
@@ -160,21 +160,15 @@ def hooks_uninstall(name: str, repo: str | None = None, cwd: str | None = None,
     return matches[0].path
 
 
-def post_hook(camp: CampaignRepo, name: str, env: Mapping[str, str], warn: Warn | None = None,
-              commit: str | bytes | None = None, archive: str | None = None,
-              extra: Mapping[str, str] | None = None) -> HookRun | None:
+def post_hook(camp: CampaignRepo, name: str, env: Mapping[str, str], commit: str | bytes | None = None,
+              archive: str | None = None, extra: Mapping[str, str] | None = None) -> list[str]:
     """Run a post-hook after the operation (and its lock) is done; a failure only warns.
 
-    ``warn`` receives the one-line warning (the CLI prints ``camp: warning: ...``);
-    without it the warning goes through :func:`warnings.warn` as a :class:`HookWarning`.
+    Returns the warnings (none, or the one line saying how the hook failed), for the
+    operation's result: porcelain reports warnings in results, never any other way.
     """
     run = run_hook(camp, name, env, commit=commit, archive=archive, extra=extra)
-    if run is not None and run.warning:
-        if warn is not None:
-            warn(run.warning)
-        else:
-            warnings.warn(run.warning, HookWarning, stacklevel=2)
-    return run
+    return [run.warning] if run is not None and run.warning else []
 
 
 def pre_add_hook(camp: CampaignRepo, env: Mapping[str, str], paths: list[str], host: str) -> HookRun | None:

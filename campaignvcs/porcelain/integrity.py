@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from campaignvcs import layout
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.extract import Options, extract
+from campaignvcs.layout import embedded_entries
 from campaignvcs.model import Campaign, Dataset, Host, Replica, TimeSeries
 from campaignvcs.porcelain.common import environ, local_host, open_repo
-from campaignvcs.layout import embedded_entries
 from campaignvcs.repo import TREE_MODE, CampaignRepo
 from campaignvcs.statcache import is_thumbnail
 

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +41,8 @@ class AddFromResult:
     """Bytes downloaded: the metadata files (and whole small files), never BP data."""
     data_bytes: int = 0
     """Total size of the recorded datasets, from the listing."""
+    warnings: list[str] = field(default_factory=list)
+    """A failed post-commit hook (with ``message``)."""
 
 
 def add_from(
@@ -57,7 +59,6 @@ def add_from(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     message: str | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> AddFromResult:
     """Record the datasets ``names`` (paths below the rclone path ``source``) on ``host``.
 
@@ -109,9 +110,8 @@ def add_from(
             results = stage_sources(tx, sources, host_name, None, "")
             if message is not None and camp.staged_changes():
                 committed = commit_staged(tx, message, env, before=lambda: pre_commit_hook(camp, env, message))
-        if committed is not None:
-            post_hook(camp, "post-commit", env, warn, commit=committed.id)
-    return AddFromResult(redact(source), host_name, folder, results, read, data)
+        warnings = post_hook(camp, "post-commit", env, commit=committed.id) if committed is not None else []
+    return AddFromResult(redact(source), host_name, folder, results, read, data, warnings=warnings)
 
 
 def _extract_remote(rclone, root, entry, local: str, options: Options,  # type: ignore[no-untyped-def]

@@ -495,11 +495,10 @@ def _post_pull(camp: CampaignRepo, result: PullResult, env: Mapping[str, str]) -
 
     if result.action == "up to date":
         return result
-    warned: list[str] = []
     extra = {"CAMP_REMOTE": result.remote, "CAMP_PULL_ACTION": result.action}
     if result.old:
         extra["CAMP_OLD_HEAD"] = result.old
-    post_hook(camp, "post-pull", env, warned.append, commit=result.new, archive=result.archive, extra=extra)
+    warned = post_hook(camp, "post-pull", env, commit=result.new, archive=result.archive, extra=extra)
     return dataclasses.replace(result, warnings=[*result.warnings, *warned]) if warned else result
 
 

@@ -6,13 +6,20 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from campaignvcs import layout
 from campaignvcs.errors import BadInput, CampError, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
-from campaignvcs.porcelain.common import environ, identity, local_host, long_host_name, open_repo, resolve_host
+from campaignvcs.porcelain.common import (
+    environ,
+    identity,
+    local_host,
+    long_host_name,
+    open_repo,
+    resolve_host,
+)
 from campaignvcs.repo import CampaignRepo, Transaction
 from campaignvcs.statcache import signature_of
 
@@ -91,8 +98,7 @@ def add(
     encrypt: Callable[[Payload], tuple[bytes, str]] | None = None,
     key_id: str = "",
     message: str | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> list[AddResult]:
+) -> AddOutcome:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
     Every path is read before anything is staged: one bad path stages nothing. ``encrypt``
@@ -100,7 +106,7 @@ def add(
     replicas. With ``message``, the staged changes are committed under the same lock
     (one process instead of two: what a batch job's epilog wants). Hooks: ``pre-add``
     (and ``pre-commit`` with ``message``) run under the lock before anything is staged
-    (committed); ``post-commit`` runs after the lock is released, a failure goes to ``warn``.
+    (committed); ``post-commit`` runs after the lock is released (a failure is a warning).
     """
     if message is not None and not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
@@ -126,13 +132,12 @@ def add(
             results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
             if message is not None and camp.staged_changes():
                 committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message))
+        warnings = [f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
+                    "path); give --name NAME for a stable one, or add it from a folder above it"
+                    for r in results if name is None and r.action == "added" and _unstable_name(r.name)]
         if committed is not None:  # after the lock: a post-commit hook may run camp push
-            _post_commit(camp, env, warn, committed.id)
-        for r in results:
-            if name is None and r.action == "added" and _unstable_name(r.name) and warn is not None:
-                warn(f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
-                     "path); give --name NAME for a stable one, or add it from a folder above it")
-        return results
+            committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
+        return AddOutcome(results, committed, warnings)
 
 
 def _installed(camp: CampaignRepo, hook: str) -> bool:
@@ -153,12 +158,12 @@ def _pre_commit(camp: CampaignRepo, env: Mapping[str, str], message: str) -> Non
         pre_commit_hook(camp, env, message)
 
 
-def _post_commit(camp: CampaignRepo, env: Mapping[str, str], warn: Callable[[str], None] | None,
-                 commit: str) -> None:
-    if _installed(camp, "post-commit"):
-        from campaignvcs.porcelain.hooks import post_hook
+def _post_commit(camp: CampaignRepo, env: Mapping[str, str], commit: str) -> list[str]:
+    if not _installed(camp, "post-commit"):
+        return []
+    from campaignvcs.porcelain.hooks import post_hook
 
-        post_hook(camp, "post-commit", env, warn, commit=commit)
+    return post_hook(camp, "post-commit", env, commit=commit)
 
 
 def _read_sources(
@@ -470,14 +475,26 @@ class CommitResult:
     id: str
     message: str
     datasets: int
+    warnings: list[str] = field(default_factory=list)
+    """What the caller should know although the commit succeeded (a failed post-commit hook)."""
 
 
-def commit(message: str, repo: str | None = None, cwd: str | None = None,
-           env: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None) -> CommitResult:
+@dataclass(frozen=True)
+class AddOutcome:
+    """What ``camp add`` did: one result per path, the commit when ``message`` was given, warnings."""
+
+    added: list[AddResult]
+    committed: CommitResult | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Names that depend on where add ran; a failed post-commit hook is in ``committed.warnings``."""
+
+
+def commit(message: str, repo: str | CampaignRepo | None = None, cwd: str | None = None,
+           env: Mapping[str, str] | None = None) -> CommitResult:
     """Commit the staging area.
 
     The ``pre-commit`` hook runs under the lock just before the commit is written (it
-    can refuse); ``post-commit`` runs once the lock is released (a failure goes to ``warn``).
+    can refuse); ``post-commit`` runs once the lock is released (a failure is in ``warnings``).
     """
     env = environ(env)
     if not message or not message.strip():
@@ -485,8 +502,7 @@ def commit(message: str, repo: str | None = None, cwd: str | None = None,
     with open_repo(repo, cwd, env) as camp:
         with camp.transaction() as tx:
             result = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message))
-        _post_commit(camp, env, warn, result.id)
-        return result
+        return replace(result, warnings=_post_commit(camp, env, result.id))
 
 
 def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
