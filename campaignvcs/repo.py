@@ -244,6 +244,7 @@ class CampaignRepo:
 
     @fault.setter
     def fault(self, point: str | None) -> None:
+        """Set the kill point for this repository and its object store."""
         self._fault = point
         self.objects.fault = point
 

@@ -126,3 +126,49 @@ def test_package_import_is_cheap():
     tree = ast.parse((PKG / "__init__.py").read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
     assert os.path.getsize(PKG / "__init__.py") < 400
+
+
+# -- the shape of the code (issue 15): scripts/arch_report.py prints the same facts --------------
+
+def _arch_report():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("arch_report", PKG.parent / "scripts" / "arch_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MAX_MODULE_LINES = 600
+"""A module longer than this holds more than one responsibility; split it."""
+
+
+def test_no_import_cycles_counting_imports_inside_functions():
+    report = _arch_report()
+    assert report.cycles(report.graph(report.sources())) == []
+
+
+def test_no_module_imports_another_modules_private_names():
+    report = _arch_report()
+    assert report.private_imports(report.sources()) == []
+
+
+def test_no_module_is_over_the_size_limit():
+    big = [f"{rel} has {len(text.splitlines())} lines" for rel, text in
+           ((p.relative_to(PKG).as_posix(), p.read_text(encoding="utf-8")) for p in sorted(PKG.rglob("*.py")))
+           if len(text.splitlines()) > MAX_MODULE_LINES]
+    assert big == []
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
+    """The check itself can fail: two modules importing each other, one of them inside a function."""
+    report = _arch_report()
+    pkg = tmp_path / "campaignvcs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from campaignvcs import b\n")
+    (pkg / "b.py").write_text("def f():\n    from campaignvcs.a import _hidden\n")
+    report.PKG = pkg
+    mods = report.sources()
+    assert report.cycles(report.graph(mods)) == [["campaignvcs.a", "campaignvcs.b"]]
+    assert report.private_imports(mods) == ["campaignvcs.b:2 imports campaignvcs.a._hidden"]

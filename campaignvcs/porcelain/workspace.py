@@ -70,6 +70,8 @@ class AddResult:
 
 @dataclass(frozen=True)
 class Source:
+    """One path read for ``camp add``: the dataset name it goes to and what its extractor found."""
+
     shown: str
     name: DatasetName
     directory: str
