@@ -1,7 +1,8 @@
 """Print the shape of the code: module sizes, the import graph and its cycles, private imports.
 
 Run by hand (`python scripts/arch_report.py`); tests/test_architecture.py enforces the same rules.
-Imports inside functions count: they hide cycles, they do not remove them.
+Imports inside functions count: they hide cycles, they do not remove them. Imports under
+``if TYPE_CHECKING:`` do not: they are never executed.
 """
 
 from __future__ import annotations
@@ -60,9 +61,17 @@ def imports(mods: dict[str, tuple[Path, ast.Module]]):
 
 def _walk(node: ast.AST, in_func: bool):
     for child in ast.iter_child_nodes(node):
+        if _type_checking_only(child):
+            continue  # annotations only, never executed: not an import at run time
         inner = in_func or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
         yield child, in_func
         yield from _walk(child, inner)
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _owner(mods: dict, target: str) -> str:

@@ -22,7 +22,8 @@ from campaignvcs.aca.read import ArchiveContents, read_aca
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.model import Archive, Dataset, ExtraTable, Host, TimeSeries, dataset_ref, is_dataset_ref
 from campaignvcs.porcelain.common import environ, identity, open_repo
-from campaignvcs.repo import CampaignRepo, Transaction
+from campaignvcs.repo import CampaignRepo
+from campaignvcs.transaction import Transaction
 
 
 @dataclass(frozen=True)

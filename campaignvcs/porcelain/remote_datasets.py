@@ -22,7 +22,7 @@ from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, Extra
 from campaignvcs.model import DatasetName, Host, HostName
 from campaignvcs.porcelain.common import environ, open_repo, resolve_host
 from campaignvcs.porcelain.workspace import AddResult, Source, commit_staged, stage_sources
-from campaignvcs.repo import Transaction
+from campaignvcs.transaction import Transaction
 
 KIND_NAMES = {"adios": "ADIOS", "hdf5": "HDF5", "image": "IMAGE", "text": "TEXT"}
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")

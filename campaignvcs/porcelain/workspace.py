@@ -20,8 +20,9 @@ from campaignvcs.porcelain.common import (
     open_repo,
     resolve_host,
 )
-from campaignvcs.repo import CampaignRepo, Transaction
+from campaignvcs.repo import CampaignRepo
 from campaignvcs.statcache import signature_of
+from campaignvcs.transaction import Transaction
 
 Progress = Callable[[int, int], None]
 
