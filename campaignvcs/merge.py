@@ -164,6 +164,10 @@ def merge_replica(base: Replica | None, ours: Replica | None,
 # -- hosts, time series, campaign.json -------------------------------------------------------
 
 
+def _newer(a: Any, b: Any) -> Any:
+    return max(a, b)
+
+
 def merge_host(base: Host | None, ours: Host | None, theirs: Host | None) -> Merged[Host]:
     """Merge a host manifest: archival locations as a union, other fields 3-way."""
     done = _trivial(base, ours, theirs)
@@ -174,7 +178,7 @@ def merge_host(base: Host | None, ours: Host | None, theirs: Host | None) -> Mer
     conflicts: list[str] = []
     fo: dict[str, Any] = {}
     ft: dict[str, Any] = {}
-    for name, both in (("longhostname", None), ("default_protocol", None), ("modtime", max)):
+    for name, both in (("longhostname", None), ("default_protocol", None), ("modtime", _newer)):
         b = getattr(base, name) if base is not None else None
         o, t, c = _pick(b, getattr(ours, name), getattr(theirs, name), f"{name} differs", both)
         fo[name], ft[name] = o, t

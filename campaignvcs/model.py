@@ -48,7 +48,7 @@ def dumps(obj: dict[str, Any]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
 def _dump(value: Any, depth: int, out: list[str]) -> None:
@@ -465,8 +465,8 @@ class ExtraTable:
 
     def same_definition(self, other: ExtraTable) -> bool:
         """True when both describe the same table (everything but the rows)."""
-        bare = {"rows": (), "rowids": None}
-        return dataclasses.replace(self, **bare) == dataclasses.replace(other, **bare)
+        return (dataclasses.replace(self, rows=(), rowids=None) ==
+                dataclasses.replace(other, rows=(), rowids=None))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for ``extras/<table>.json``."""

@@ -26,7 +26,7 @@ DICT_AFTER = 2000
 class _Pack(NamedTuple):
     data: mmap.mmap
     idx: mmap.mmap
-    count: int
+    objects: int
 
 
 def _valid_count(idx: mmap.mmap, data: mmap.mmap | None) -> int | None:
@@ -109,7 +109,7 @@ class PackReader:
 
     def _index_pack(self, number: int) -> None:
         pack = self._packs[number]
-        idx, index, count = pack.idx, self._index, pack.count
+        idx, index, count = pack.idx, self._index, pack.objects
         assert index is not None
         offsets = struct.unpack_from(f">{count}I", idx, SHAS_AT + count * 24)
         for i, off in enumerate(offsets):
@@ -138,7 +138,7 @@ class PackReader:
                 elif here > sha:
                     hi = mid
                 else:
-                    return number, struct.unpack_from(">I", idx, SHAS_AT + pack.count * 24 + mid * 4)[0]
+                    return number, struct.unpack_from(">I", idx, SHAS_AT + pack.objects * 24 + mid * 4)[0]
         return None
 
     def read(self, hex_id: bytes) -> tuple[bytes, bytes] | None:

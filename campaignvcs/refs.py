@@ -69,7 +69,7 @@ class Refs(DiskRefsContainer):
             raise
         except OSError:
             return None
-        return super()._read_loose_ref_file(name)  # type: ignore[misc]
+        return super()._read_loose_ref_file(name)
 
     def _past_locks(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         seen: dict[str, tuple[int, int, float]] = {}

@@ -105,7 +105,7 @@ def scan(path: str) -> list[IndexEntry]:
 
 def _entry(ti: tarfile.TarInfo) -> IndexEntry:
     if ti.sparse is not None:
-        kind, size = SPARSE, sum(n for _, n in ti.sparse)
+        kind, size = SPARSE, sum(n for _offset, n in ti.sparse)  # type: ignore[misc,has-type]
     elif ti.type == tarfile.AREGTYPE:
         kind, size = REGULAR, ti.size
     else:

@@ -186,11 +186,11 @@ def _report(exc: BaseException, debug: bool, ctx: click.Context | None = None) -
 
     command = ctx.meta.get("camp.command_path", "camp") if ctx is not None else "camp"
     try:
-        line = describe(exc, command)
+        described = describe(exc, command)
     except Exception:  # noqa: BLE001 - describing must never hide the error it describes
-        line = None
-    if line is not None:
-        _say(f"camp: error: {line}")
+        described = None
+    if described is not None:
+        _say(f"camp: error: {described}")
         return int(ExitStatus.ERROR)
     _say(f"camp: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
          "(rerun with --debug for the traceback)")

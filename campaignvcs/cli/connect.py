@@ -87,7 +87,7 @@ def connect_cmd(env: Env, port: int, hosts: str | None, keys_dir: str | None, ac
         _ready(r)
 
     try:
-        result = porcelain.connect(
+        result = porcelain.connect(  # type: ignore[operator]  # the function, loaded lazily (PEP 562)
             port=port,
             hosts=hosts,
             keys_dir=keys_dir,

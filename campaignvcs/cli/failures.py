@@ -147,8 +147,9 @@ def _path_in_hand(tb: TracebackType | None) -> str | None:
         for value in values.values():
             inner = getattr(value, "_file", None)  # dulwich's _GitFile wraps the real file object
             for candidate in (value, inner):
-                if isinstance(candidate, io.IOBase) and isinstance(getattr(candidate, "name", None), str):
-                    return str(candidate.name)
+                name = getattr(candidate, "name", None)
+                if isinstance(candidate, io.IOBase) and isinstance(name, str):
+                    return name
             lock = getattr(value, "_lockfilename", None)
             if isinstance(lock, str | bytes):
                 return _name(lock)

@@ -55,7 +55,7 @@ def same_user(sock: socket.socket) -> bool:
     return peer_uid(sock) == os.getuid()
 
 
-def _address(addr: tuple) -> Address:  # type: ignore[type-arg]
+def _address(addr: tuple) -> Address:
     ip = ipaddress.ip_address(addr[0].split("%")[0])
     return _unmap(ip), int(addr[1])
 

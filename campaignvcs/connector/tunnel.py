@@ -521,7 +521,7 @@ def _pump(conn: socket.socket, chan: paramiko.Channel, stop: threading.Event) ->
     """Copy bytes both ways until either side closes or ``stop`` is set."""
     while not stop.is_set():
         try:
-            ready, _, _ = select.select([conn, chan], [], [], 0.5)
+            ready, _, _ = select.select([conn, chan], [], [], 0.5)  # type: ignore[type-var]
             if conn in ready:
                 data = conn.recv(BUFFER)
                 if not data:

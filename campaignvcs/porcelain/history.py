@@ -97,7 +97,8 @@ def _relocated(camp: CampaignRepo, commit: Commit, name: str | None) -> list[str
             before = hm.folder_dataset(camp, old, f"manifest of {what}")
             after = hm.folder_dataset(camp, new, f"manifest of {what}")
             if hm.live_locations(before) != hm.live_locations(after):
-                names.add((after or before).name if (after or before) else what)
+                either = after or before
+                names.add(either.name if either is not None else what)
         found = names if found is None else found & names
     return sorted(found or ())
 

@@ -114,7 +114,7 @@ def add_from(
     return AddFromResult(redact(source), host_name, folder, results, read, data, warnings=warnings)
 
 
-def _extract_remote(rclone, root, entry, local: str, options: Options,  # type: ignore[no-untyped-def]
+def _extract_remote(rclone, root, entry, local: str, options: Options,  # noqa: ANN001
                     fetch_metadata: bool) -> tuple[Extracted, int]:
     """Fetch what the extractor needs into ``local`` and run it; (extracted, bytes read)."""
     from campaignvcs.extract import bp5

@@ -509,7 +509,7 @@ def commit(message: str, repo: str | CampaignRepo | None = None, cwd: str | None
 
 
 def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
-                  before: Callable[[], None] | None = None) -> CommitResult:
+                  before: Callable[[], object] | None = None) -> CommitResult:
     """Commit the staging area inside a transaction. ``before`` runs once there is something to commit."""
     camp = tx.repo
     parents: list[bytes] = []
@@ -523,6 +523,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     if not changes and not parents:
         raise CampError("nothing to commit (use 'camp add' to record datasets)")
     if before is not None:
+        tx.save()  # a pre-commit hook sees the change staged (camp status, camp diff)
         before()
     oid = tx.commit(message, identity(camp, env), merge_parents=parents)
     if parents:
@@ -533,7 +534,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     return CommitResult(oid.decode(), message, count)
 
 
-def _open_cache(camp: CampaignRepo):  # type: ignore[no-untyped-def]
+def _open_cache(camp: CampaignRepo):  # noqa: ANN202
     """Transitional, for porcelain/replicas until it moves to transactions."""
     return camp.stat_cache()
 
