@@ -115,14 +115,14 @@ def main() -> None:
         made = size
         extra = make_runs(proto, os.path.join(data, f"one{size}"), args.repeat * 4)
 
-        def add_commit_one() -> float:
+        def add_commit_one(extra: list[str] = extra, size: int = size) -> float:
             name = extra.pop()
             t = camp("--repo", repo, "add", name, cwd=os.path.join(data, f"one{size}"), env=env)
             return t + camp("--repo", repo, "commit", "-m", "one more", cwd=work, env=env)
 
         rows.append((f"add; commit one dataset at {size:,} (2 calls)", median_of(args.repeat, add_commit_one)))
 
-        def add_m_one() -> float:
+        def add_m_one(extra: list[str] = extra, size: int = size) -> float:
             name = extra.pop()
             return camp("--repo", repo, "add", "-m", "one more", name, cwd=os.path.join(data, f"one{size}"), env=env)
 

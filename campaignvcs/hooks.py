@@ -216,7 +216,8 @@ def run_hook(
         try:
             timeout = float(env["CAMP_HOOK_TIMEOUT"])
         except ValueError:
-            raise CampError(f"CAMP_HOOK_TIMEOUT must be a number of seconds, not {env['CAMP_HOOK_TIMEOUT']!r}") from None
+            given = env["CAMP_HOOK_TIMEOUT"]
+            raise CampError(f"CAMP_HOOK_TIMEOUT must be a number of seconds, not {given!r}") from None
     run = execute(path, name, hook_environment(env, camp.root, name, commit, archive, extra), camp.root,
                   args, timeout)
     if name.startswith("pre-") and not run.ok:

@@ -3,9 +3,9 @@
 dulwich reads one object from a pack in ~0.3 ms of Python (probing every pack index,
 then chunked inflation); a build of 100,000 datasets reads ~365,000 objects. This reader
 finds objects by binary search in each pack's ``.idx`` (version 2) — or, once an
-operation has made thousands of reads, in one dict over all packs — and inflates an undeltified object straight from an mmap of its pack: ~10 µs. Packs camp
-writes are undeltified; anything else (a delta from a pack git made, a missing object)
-falls back to the caller's slower path, so correctness never depends on this module.
+operation has made thousands of reads, in one dict over all packs — and inflates an
+undeltified object straight from an mmap of its pack: ~10 µs. Packs camp writes are
+undeltified; anything else (a delta from a pack git made, a missing object) falls back to the caller's slower path, so correctness never depends on this module.
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ class PackReader:
             index[idx[SHAS_AT + i * 20: SHAS_AT + i * 20 + 20]] = (number, off)
 
     def _locate(self, sha: bytes) -> tuple[int, int] | None:
-        """Where an object is: by binary search in each index while reads are few (no set-up
-        cost for a one-dataset add), by one dict over all packs once they are many."""
+        """Where an object is: (pack number, offset).
+
+        By binary search in each index while reads are few (no set-up cost for a
+        one-dataset add), by one dict over all packs once they are many.
+        """
         self._lookups += 1
         if self._index is None and self._lookups > DICT_AFTER:
             self._index = {}

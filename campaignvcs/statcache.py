@@ -270,7 +270,8 @@ class StatCache:
         """(dataset, dir/path) of every recorded replica: candidates found without reading manifests."""
         yield from self._con.execute("select dataset, path from replica")
 
-    def changed_on_host(self, host: str, content_digests: ContentDigests | None = None) -> Iterator[tuple[str, str, str]]:
+    def changed_on_host(self, host: str,
+                        content_digests: ContentDigests | None = None) -> Iterator[tuple[str, str, str]]:
         """(state, dataset, path) of every recorded replica on ``host`` that no longer matches.
 
         Stats only (one per file, two per BP dataset) while signatures match and are old

@@ -1,7 +1,7 @@
 """Write docs/cli.md from the click commands (the CLI reference is generated, never hand-kept).
 
-    python scripts/gen_cli_docs.py          # rewrite docs/cli.md
-    python scripts/gen_cli_docs.py --check  # exit 1 if docs/cli.md is out of date (tests run this)
+python scripts/gen_cli_docs.py          # rewrite docs/cli.md
+python scripts/gen_cli_docs.py --check  # exit 1 if docs/cli.md is out of date (tests run this)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def walk(command: click.Command, path: list[str], parent: click.Context | None):
 
 
 def render() -> str:
+    """docs/cli.md's text: every command's ``--help``, in command order."""
     parts = ["# Command reference", "",
              "Generated from the commands' own help by `scripts/gen_cli_docs.py`; "
              "`tests/test_docs.py` fails when it is out of date.", ""]
@@ -40,6 +41,7 @@ def render() -> str:
 
 
 def main() -> int:
+    """Write or (--check) compare docs/cli.md."""
     text = render()
     if "--check" in sys.argv:
         if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
