@@ -5,7 +5,8 @@ then chunked inflation); a build of 100,000 datasets reads ~365,000 objects. Thi
 finds objects by binary search in each pack's ``.idx`` (version 2) — or, once an
 operation has made thousands of reads, in one dict over all packs — and inflates an
 undeltified object straight from an mmap of its pack: ~10 µs. Packs camp writes are
-undeltified; anything else (a delta from a pack git made, a missing object) falls back to the caller's slower path, so correctness never depends on this module.
+undeltified; anything else (a delta from a pack git made, a missing object) falls back
+to the caller's slower path, so correctness never depends on this module.
 """
 
 from __future__ import annotations
