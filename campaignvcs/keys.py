@@ -262,13 +262,6 @@ def _sync_dir(folder: str) -> None:
             os.close(fd)
 
 
-def seal(key: bytes, payload: bytes) -> bytes:
-    """``nonce(24) ‖ MAC(16) ‖ ciphertext`` of ``payload`` under ``key``, with a fresh random nonce."""
-    from nacl.secret import SecretBox
-
-    return bytes(SecretBox(key).encrypt(payload))
-
-
 def open_sealed(key: bytes, blob: bytes, what: str = "object") -> bytes:
     """The payload of a sealed object; CampError if the key does not open it."""
     from nacl.exceptions import CryptoError
