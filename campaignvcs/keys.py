@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from campaignvcs.errors import BadInput, CampError
 
 if TYPE_CHECKING:
-    from campaignvcs.extract import Payload
+    from campaignvcs.extract.base import Payload
 
 KEY_SIZE = 32
 NONCE_SIZE = 24
@@ -278,7 +278,7 @@ def open_sealed(key: bytes, blob: bytes, what: str = "object") -> bytes:
 class Encryptor:
     """Seals payloads of keyed replicas: the ``encrypt`` callable ``camp add -k`` hands to ``add``.
 
-    Calling it with a :class:`~campaignvcs.extract.Payload` returns the stored bytes and
+    Calling it with a :class:`~campaignvcs.extract.base.Payload` returns the stored bytes and
     their checksum (SHA-1 of the ciphertext, see the module docstring).
     """
 
