@@ -1,4 +1,4 @@
-"""ACA format 0.7: the one place the table definitions live.
+"""ACA format 0.7: the one place the table definitions live (and which tables older versions have).
 
 The DDL mirrors what hpc-campaign 0.7.1 creates (ADIOS2 2.12 reads it; column order
 matters to nobody but is kept identical). Tables use SQLite's implicit rowid for most
@@ -32,6 +32,18 @@ TABLES: dict[str, str] = {
     "size INT, PRIMARY KEY (archiveid, replicaid, filename))",
 }
 """Table name → DDL, in creation order (all 13 are required by ADIOS2)."""
+
+SUPPORTED_VERSIONS = ("0.5", "0.6", "0.7")
+"""Archive versions hpc-campaign has written since datasets, replicas and archives exist (all importable)."""
+
+ADDED_IN = {"archiveidx": "0.6", "repfiles": "0.7"}
+"""Tables older archives lack, by the version that added them; 0.5 has all the others."""
+
+
+def tables_of(version: str) -> tuple[str, ...]:
+    """The tables an archive of ``version`` has (those its ``create`` made), in creation order."""
+    rank = SUPPORTED_VERSIONS.index(version)
+    return tuple(t for t in TABLES if SUPPORTED_VERSIONS.index(ADDED_IN.get(t, "0.5")) <= rank)
 
 PROVENANCE_TABLE = "camp_build"
 PROVENANCE_DDL_IF_MISSING = "create table if not exists camp_build(key TEXT PRIMARY KEY, value TEXT)"
