@@ -19,8 +19,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 
 from campaignvcs.aca.build import write_atomically
-from campaignvcs.aca.writer import STAGING, Counts, RowWriter, file_key, host_columns, write_provenance
 from campaignvcs.aca.rules import HDF5_KEY, NOTES_KEY, load_hdf5, load_notes
+from campaignvcs.aca.writer import STAGING, Counts, RowWriter, file_key, host_columns, write_provenance
 from campaignvcs.model import Dataset, EmbeddedFile, Host
 
 

@@ -58,7 +58,6 @@ from campaignvcs.aca.schema import ACA_VERSION, INFO_ID, INFO_NAME, PROVENANCE_D
 from campaignvcs.errors import CampError
 from campaignvcs.model import KINDS, Dataset, EmbeddedFile, Host, TimeSeries
 
-
 BATCH = 2000
 """Datasets per executemany batch: large enough to amortise calls, small enough for memory."""
 
