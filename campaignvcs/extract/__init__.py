@@ -102,7 +102,8 @@ def _readable_folder(folder: str) -> None:
 
 def extract(path: str, kind: str, options: Options) -> Extracted:
     """Extract ``path`` as ``kind`` (from :func:`detect`)."""
-    # Each extractor is loaded on first use (hdf5 brings h5py and numpy with it).
+    # Each extractor is loaded on first use: hdf5 brings h5py and numpy, and bp5 its BP checks
+    # (bpcheck, ffs), which would triple the import time of this package for camp status.
     if kind == "ADIOS":
         from campaignvcs.extract import bp5
 

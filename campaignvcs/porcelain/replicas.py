@@ -228,7 +228,7 @@ def replica_add(
 
 def _check_size(ds: Dataset, src: Replica, directory: str, path: str) -> None:
     """Refuse a copy that is visibly not the recorded data (only when it is reachable here)."""
-    from campaignvcs.extract.bp5 import folder_size
+    from campaignvcs.extract.bp5 import folder_size  # with its BP checks: loaded only to check a copy
 
     full = os.path.join(directory, path)
     if not os.path.lexists(full):
