@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from dulwich.object_format import SHA1
 from dulwich.objects import Commit, ObjectFormatException, ShaFile, Tree, parse_tree
-from dulwich.pack import Pack
 
 from campaignvcs import layout
 from campaignvcs.errors import CampError
@@ -173,7 +172,8 @@ class Fsck:
             data = self.read(oid, b"commit", f"commit of {where}", keep=True)
             if data is None:
                 if first:
-                    self.problem("bad-ref", ref, f"{ref} points to {oid.decode()}, which is not a readable commit")
+                    self.problem("bad-ref", ref,
+                                 f"{ref} points to {oid.decode()}, which is not a readable commit")
                 first = False
                 continue
             self.commit_count += 1
@@ -203,7 +203,8 @@ class Fsck:
             Tree.from_raw_string(Tree.type_num, data, sha=oid).check()
             entries = list(parse_tree(data, 20))
         except (ObjectFormatException, ValueError) as exc:
-            self.problem("bad-object", oid.decode(), f"tree {prefix or '/'} ({oid.decode()}) is malformed ({exc})")
+            self.problem("bad-object", oid.decode(),
+                         f"tree {prefix or '/'} ({oid.decode()}) is malformed ({exc})")
             return
         parts = prefix.rstrip("/").split("/") if prefix else []
         if len(parts) == 4 and parts[0] == layout.DATASETS:
@@ -266,8 +267,8 @@ class Fsck:
                              f"dataset {ds.name} ({where}): {entry} is in its folder but not in its manifest")
             elif have is None:
                 self.problem("bad-reference", f"{folder}/{entry}",
-                             f"dataset {ds.name} ({where}): embedded object {entry} ({want.decode()}) is not in "
-                             "its folder")
+                             f"dataset {ds.name} ({where}): embedded object {entry} ({want.decode()}) "
+                             "is not in its folder")
             elif want != have:
                 self.problem("bad-reference", f"{folder}/{entry}",
                              f"dataset {ds.name} ({where}): {entry} is {have.decode()} in its folder, "
@@ -286,8 +287,8 @@ class Fsck:
                 size = self.length(f.blob.encode())
                 if size is not None and size != f.lencompressed + extra:
                     self.problem("bad-reference", f.blob,
-                                 f"dataset {ds.name} ({where}): embedded {f.name} is {size} bytes, the manifest "
-                                 f"says {f.lencompressed}" + (" + 40 (keyed)" if extra else ""))
+                                 f"dataset {ds.name} ({where}): embedded {f.name} is {size} bytes, "
+                                 f"the manifest says {f.lencompressed}" + (" + 40 (keyed)" if extra else ""))
 
     def check_staging(self) -> None:
         """The staging area: every entry it points at, and the tree it makes (a tip of its own)."""
@@ -342,12 +343,14 @@ class Fsck:
                 if r.host not in hosts:
                     hosts[r.host] = self._host(tree, r.host)
                 host = hosts[r.host]
-                listed = host is not None and any(a.dir == r.dir and a.tarname == r.archive for a in host.archives)
+                listed = host is not None and any(
+                    a.dir == r.dir and a.tarname == r.archive for a in host.archives
+                )
                 if not listed:
                     shown = r.dir + (f"/{r.archive}" if r.archive else "")
                     self.problem("bad-reference", f"{ds.name}:{r.id}",
-                                 f"dataset {ds.name} ({where}): replica {r.id} is in archive {r.host}:{shown}, "
-                                 f"which {layout.host_path(r.host)} does not list")
+                                 f"dataset {ds.name} ({where}): replica {r.id} is in archive "
+                                 f"{r.host}:{shown}, which {layout.host_path(r.host)} does not list")
         try:
             series = list(camp.iter_manifests(tree, layout.TIMESERIES))
         except CampError:
@@ -375,6 +378,8 @@ class Fsck:
 
     def check_packs(self) -> None:
         """Every pack file with its index: its checksums verified."""
+        from dulwich.pack import Pack  # only fsck reads whole packs: not loaded for camp verify
+
         pack_dir = os.path.join(self.camp.git_dir, "objects", "pack")
         try:
             names = sorted(os.listdir(pack_dir))

@@ -34,7 +34,8 @@ class Payload:
 
 def compressed_payload(name: str, original: bytes, modtime: int) -> Payload:
     """A zlib-compressed payload (default level: the same stream hpc-campaign writes)."""
-    return Payload(name, zlib.compress(original), 1, len(original), modtime, hashlib.sha1(original).hexdigest())
+    checksum = hashlib.sha1(original).hexdigest()
+    return Payload(name, zlib.compress(original), 1, len(original), modtime, checksum)
 
 
 def raw_payload(name: str, original: bytes, modtime: int) -> Payload:
