@@ -60,3 +60,6 @@ ARCHIVE_SYSTEMS = ("Kronos", "HPSS", "fs", "https", "S3")
 
 PROTOCOL_SYSTEMS = ("https", "http", "ftp", "s3")
 """Systems whose lower-case name becomes the host's ``default_protocol``."""
+
+SERIES_KINDS = ("ADIOS", "HDF5")
+"""Dataset kinds ADIOS2 can join into one time series (it cannot join text or images)."""

@@ -54,15 +54,20 @@ from campaignvcs.aca.rules import (
     unlisted_archive,
     warnings,
 )
-from campaignvcs.aca.schema import ACA_VERSION, INFO_ID, INFO_NAME, PROVENANCE_DDL_IF_MISSING, TABLES
+from campaignvcs.aca.schema import (
+    ACA_VERSION,
+    INFO_ID,
+    INFO_NAME,
+    PROVENANCE_DDL_IF_MISSING,
+    SERIES_KINDS,
+    TABLES,
+)
 from campaignvcs.errors import CampError
 from campaignvcs.model import KINDS, Dataset, EmbeddedFile, Host, TimeSeries
 
 BATCH = 2000
 """Datasets per executemany batch: large enough to amortise calls, small enough for memory."""
 
-SERIES_KINDS = ("ADIOS", "HDF5")
-"""Only these may be time-series members (ADIOS2 cannot join text or images)."""
 
 STAGING = (
     "create temp table rep(rowid INTEGER PRIMARY KEY, datasetid INT, hostpid INT, dirpid INT, archpid INT, "

@@ -11,14 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from campaignvcs import layout
+from campaignvcs.aca.schema import SERIES_KINDS
 from campaignvcs.errors import BadInput, UsageError
 from campaignvcs.model import DatasetName, TimeSeries
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.porcelain.edits import check_name, live_dataset, stage_changes
 from campaignvcs.repo import CampaignRepo
-
-SERIES_KINDS = ("ADIOS", "HDF5")
-"""Kinds ADIOS2 can join into one time series."""
 
 
 @dataclass(frozen=True)
