@@ -22,8 +22,8 @@ from dulwich.objects import Commit, ObjectFormatException, ShaFile, Tree, parse_
 from campaignvcs import layout
 from campaignvcs.errors import CampError
 from campaignvcs.keys import OVERHEAD
-from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.layout import embedded_entries
+from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
 from campaignvcs.repo import TREE_MODE, CampaignRepo
 
 
