@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from campaignvcs.errors import BadInput, CampError
 
 if TYPE_CHECKING:
-    from campaignvcs.extract import Payload
+    from campaignvcs.extract.base import Payload
 
 KEY_SIZE = 32
 NONCE_SIZE = 24
@@ -262,13 +262,6 @@ def _sync_dir(folder: str) -> None:
             os.close(fd)
 
 
-def seal(key: bytes, payload: bytes) -> bytes:
-    """``nonce(24) ‖ MAC(16) ‖ ciphertext`` of ``payload`` under ``key``, with a fresh random nonce."""
-    from nacl.secret import SecretBox
-
-    return bytes(SecretBox(key).encrypt(payload))
-
-
 def open_sealed(key: bytes, blob: bytes, what: str = "object") -> bytes:
     """The payload of a sealed object; CampError if the key does not open it."""
     from nacl.exceptions import CryptoError
@@ -285,7 +278,7 @@ def open_sealed(key: bytes, blob: bytes, what: str = "object") -> bytes:
 class Encryptor:
     """Seals payloads of keyed replicas: the ``encrypt`` callable ``camp add -k`` hands to ``add``.
 
-    Calling it with a :class:`~campaignvcs.extract.Payload` returns the stored bytes and
+    Calling it with a :class:`~campaignvcs.extract.base.Payload` returns the stored bytes and
     their checksum (SHA-1 of the ciphertext, see the module docstring).
     """
 

@@ -33,7 +33,8 @@ pytest.importorskip("dateutil", reason="hpc-campaign needs python-dateutil")
 from test_build import IDENTITY, adios_view, configure, store  # noqa: E402, F401
 
 from campaignvcs import layout, porcelain  # noqa: E402
-from campaignvcs.aca.read import read_aca, to_ns  # noqa: E402
+from campaignvcs.aca.read import read_aca  # noqa: E402
+from campaignvcs.aca.values import to_ns  # noqa: E402
 from campaignvcs.model import dumps  # noqa: E402
 from campaignvcs.repo import CampaignRepo  # noqa: E402
 

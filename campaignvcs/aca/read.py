@@ -8,11 +8,8 @@ archive and the problem and the caller has nothing half-read to stage.
 
 Choices (the archive says nothing about them):
 
-* **Times**: integers are kept as they are (hpc-campaign writes integer ns). Anything
-  else (the S3 path of hpc-campaign stores float *seconds*) is converted to integer ns,
-  guessing the unit by magnitude with ADIOS2's ``timeToSec`` thresholds (above 1e17 ns,
-  above 1e14 µs, above 1e11 ms, else s), because ADIOS2 is the reader whose view counts.
-  A NULL time is 0 (unknown / not deleted).
+* **Times**: integer ns; other numbers are converted by magnitude as ADIOS2 reads them
+  (see :mod:`campaignvcs.aca.values`).
 * **Replica checksum** (not in the ACA): the ``file.checksum`` of the embedded file that
   describes the replica — ``metadata`` for ADIOS, the only embedded file for other
   kinds — which is what ``camp add`` records for the same data; ``""`` when there is no
@@ -33,18 +30,18 @@ Choices (the archive says nothing about them):
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 from urllib.parse import quote
 
 from campaignvcs.aca.extras import read_extras
-from campaignvcs.errors import BadInput
+from campaignvcs.aca.schema import SUPPORTED_VERSIONS, tables_of
+from campaignvcs.aca.values import Cells, MalformedArchive
+from campaignvcs.keys import OVERHEAD as SEALED_OVERHEAD
 from campaignvcs.model import (
     KINDS,
     Archive,
@@ -59,32 +56,6 @@ from campaignvcs.model import (
     TarMember,
     TimeSeries,
 )
-
-SUPPORTED_VERSIONS = ("0.5", "0.6", "0.7")
-"""Archive versions hpc-campaign has written since datasets, replicas and archives exist."""
-
-SEALED_OVERHEAD = 40
-"""Bytes a keyed payload gains: 24-byte nonce and 16-byte MAC (``crypto_secretbox_easy``)."""
-
-_COMMON_TABLES = (
-    "info",
-    "key",
-    "host",
-    "directory",
-    "timeseries",
-    "dataset",
-    "replica",
-    "file",
-    "accuracy",
-    "resolution",
-    "archive",
-)
-_TABLES = {
-    "0.5": _COMMON_TABLES,
-    "0.6": (*_COMMON_TABLES, "archiveidx"),
-    "0.7": (*_COMMON_TABLES, "archiveidx", "repfiles"),
-}
-"""Tables each version has (those its ``create`` made)."""
 
 _OLD_FILE = ("replicaid", "name", "compression", "lenorig", "lencompressed", "modtime", "checksum", "data")
 _NEW_FILE = ("fileid", "name", "compression", "lenorig", "lencompressed", "modtime", "checksum", "data")
@@ -134,10 +105,6 @@ _FILES = {
     "0.7": "select fileid, name, compression, lenorig, lencompressed, modtime, checksum, data, null "
     "from file order by fileid",
 }
-
-
-class MalformedArchive(BadInput):
-    """An archive camp cannot import: not SQLite, an unknown version, or inconsistent tables."""
 
 
 @dataclass(frozen=True)
@@ -235,52 +202,14 @@ class _Rep:
     size: int
 
 
-class _Reader:
+class _Reader(Cells):
     """One pass over one archive: small tables into dicts by rowid, then datasets."""
 
     def __init__(self, con: sqlite3.Connection, shown: str, drop_unknown: bool = False) -> None:
+        super().__init__(shown)
         self.con = con
-        self.shown = shown
         self.drop_unknown = drop_unknown
         self.version = ""
-
-    def bad(self, problem: str) -> MalformedArchive:
-        return MalformedArchive(f"{self.shown}: {problem}")
-
-    # -- values ----------------------------------------------------------------------
-
-    def text(self, value: Any, what: str, column: str) -> str:
-        if value is None:
-            raise self.bad(f"{what} has NULL {column}")
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float):
-            return str(value)
-        raise self.bad(f"{what} has a {column} that is not text")
-
-    def integer(self, value: Any, what: str, column: str) -> int:
-        if value is None:
-            raise self.bad(f"{what} has NULL {column}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise self.bad(f"{what} has a {column} that is not an integer ({value!r})")
-
-    def time(self, value: Any, what: str, column: str) -> int:
-        """Integer ns: ints as they are, NULL as 0, other numbers converted by magnitude."""
-        if value is None:
-            return 0
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise self.bad(f"{what} has a {column} that is not a time ({value!r})") from None
-        if not isinstance(value, float) or not math.isfinite(value):
-            raise self.bad(f"{what} has a {column} that is not a time ({value!r})")
-        return to_ns(value)
 
     # -- structure -------------------------------------------------------------------
 
@@ -292,7 +221,7 @@ class _Reader:
         if "info" not in tables:
             raise self.bad("not an ADIOS campaign archive (no info table)")
         self.version = self.read_version()
-        for table in _TABLES[self.version]:
+        for table in tables_of(self.version):
             if table not in tables:
                 raise self.bad(f"missing table {table} (an archive of version {self.version} has it)")
             have = {r[0] for r in self.con.execute("select name from pragma_table_info(?)", (table,))}
@@ -646,21 +575,6 @@ def _first_duplicate(names: list[str]) -> str | None:
             return n
         seen.add(n)
     return None
-
-
-def to_ns(value: float) -> int:
-    """Integer nanoseconds from a time in s, ms, µs or ns, guessed by magnitude like ADIOS2."""
-    magnitude = abs(value)
-    if magnitude > 99_999_999_999_999_999:
-        factor = 1
-    elif magnitude > 99_999_999_999_999:
-        factor = 1_000
-    elif magnitude > 99_999_999_999:
-        factor = 1_000_000
-    else:
-        factor = 1_000_000_000
-    # Exact arithmetic: float(1661932050.25) * 1e9 would land 128 ns off.
-    return round(Fraction(value) * factor)
 
 
 def _replica_checksum(kind: str, key: str, files: list[EmbeddedFile]) -> str:

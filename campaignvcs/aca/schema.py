@@ -1,4 +1,4 @@
-"""ACA format 0.7: the one place the table definitions live.
+"""ACA format 0.7: the one place the table definitions live (and which tables older versions have).
 
 The DDL mirrors what hpc-campaign 0.7.1 creates (ADIOS2 2.12 reads it; column order
 matters to nobody but is kept identical). Tables use SQLite's implicit rowid for most
@@ -33,6 +33,18 @@ TABLES: dict[str, str] = {
 }
 """Table name → DDL, in creation order (all 13 are required by ADIOS2)."""
 
+SUPPORTED_VERSIONS = ("0.5", "0.6", "0.7")
+"""Archive versions hpc-campaign has written since datasets, replicas and archives exist (all importable)."""
+
+ADDED_IN = {"archiveidx": "0.6", "repfiles": "0.7"}
+"""Tables older archives lack, by the version that added them; 0.5 has all the others."""
+
+
+def tables_of(version: str) -> tuple[str, ...]:
+    """The tables an archive of ``version`` has (those its ``create`` made), in creation order."""
+    rank = SUPPORTED_VERSIONS.index(version)
+    return tuple(t for t in TABLES if SUPPORTED_VERSIONS.index(ADDED_IN.get(t, "0.5")) <= rank)
+
 PROVENANCE_TABLE = "camp_build"
 PROVENANCE_DDL_IF_MISSING = "create table if not exists camp_build(key TEXT PRIMARY KEY, value TEXT)"
 """camp's own table: which repository, commit and options built the archive.
@@ -48,3 +60,6 @@ ARCHIVE_SYSTEMS = ("Kronos", "HPSS", "fs", "https", "S3")
 
 PROTOCOL_SYSTEMS = ("https", "http", "ftp", "s3")
 """Systems whose lower-case name becomes the host's ``default_protocol``."""
+
+SERIES_KINDS = ("ADIOS", "HDF5")
+"""Dataset kinds ADIOS2 can join into one time series (it cannot join text or images)."""

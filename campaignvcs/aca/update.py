@@ -3,7 +3,7 @@
 A full build of 100,000 datasets reads every manifest (seconds); after a one-dataset
 commit only that dataset's rows differ. :func:`update_aca` copies the existing archive
 beside it, deletes the rows of the changed datasets, inserts their new rows with the same
-row-making code as a full build (:class:`campaignvcs.aca.build._Writer`), and renames the
+row-making code as a full build (:class:`campaignvcs.aca.writer.RowWriter`), and renames the
 copy into place. The result has the same content as a full build — the same host rows in
 the same order (ADIOS2 prefers unlisted hosts by rowid), the same directories and keys,
 identical ``file`` rows shared as a full build shares them; only dataset, replica,
@@ -18,16 +18,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 
-from campaignvcs.aca.build import (
-    _STAGING,
-    Counts,
-    _file_key,
-    _host_columns,
-    _Writer,
-    write_atomically,
-    write_provenance,
-)
+from campaignvcs.aca.build import write_atomically
 from campaignvcs.aca.rules import HDF5_KEY, NOTES_KEY, load_hdf5, load_notes
+from campaignvcs.aca.writer import STAGING, Counts, RowWriter, file_key, host_columns, write_provenance
 from campaignvcs.model import Dataset, EmbeddedFile, Host
 
 
@@ -59,8 +52,8 @@ def update_aca(
     return write_atomically(path, fill, start_from=path, fault=fault)
 
 
-class _Patcher(_Writer):
-    """A :class:`_Writer` whose provisional ids are the archive's own ids."""
+class _Patcher(RowWriter):
+    """A :class:`~campaignvcs.aca.writer.RowWriter` whose provisional ids are the archive's own ids."""
 
     def patch(self, names: list[str], datasets: Iterable[Dataset], hosts: Mapping[str, Host],
               provenance: Mapping[str, str]) -> Counts | None:
@@ -68,7 +61,7 @@ class _Patcher(_Writer):
         con.execute("pragma journal_mode=off")
         con.execute("pragma synchronous=off")
         con.execute("begin")
-        for ddl in _STAGING:
+        for ddl in STAGING:
             con.execute(ddl)
         self._load_ids()
         built = dict(con.execute("select key, value from camp_build"))
@@ -86,13 +79,13 @@ class _Patcher(_Writer):
         if not hdf5_changed and not any(ds.kind == "HDF5" for ds in datasets):
             self.hdf5 = load_hdf5(built.get(HDF5_KEY))
         self._share_existing_files(datasets)
-        self._datasets(datasets, prepared=True)
+        self.add_datasets(datasets, prepared=True)
         new_hosts = list(self.hosts)[len(old_hosts):]
         if old_hosts and new_hosts and min(new_hosts) < max(old_hosts):
             con.execute("rollback")  # a full build numbers hosts by name
             return None
         self._append_lookup_rows(before, hosts)
-        self._copy_staged(self.hosts, self.dirs, self.keys, self.archives)  # provisional ids are final here
+        self.copy_staged(self.hosts, self.dirs, self.keys, self.archives)  # provisional ids are final here
         if not self._still_dense(touched, hosts):
             con.execute("rollback")
             return None
@@ -100,7 +93,7 @@ class _Patcher(_Writer):
         con.execute("update directory set modtime = ?", (self.now,))
         con.executemany(
             "update host set longhostname = ?, modtime = ?, default_protocol = ? where hostname = ?",
-            ((*_host_columns(hosts.get(name), self.now), name) for name in self.hosts),
+            ((*host_columns(hosts.get(name), self.now), name) for name in self.hosts),
         )
         con.execute("update info set modtime = ?", (self.now,))
         write_provenance(con, self.with_notes(provenance))
@@ -164,7 +157,7 @@ class _Patcher(_Writer):
         """Let the new rows reuse identical ``file`` rows the archive keeps, as a full build shares them."""
         con = self.con
         wanted: dict[bytes, EmbeddedFile] = {
-            _file_key(f): f for ds in datasets for r in ds.replicas for f in r.files
+            file_key(f): f for ds in datasets for r in ds.replicas for f in r.files
         }
         if not wanted:
             return
@@ -192,7 +185,7 @@ class _Patcher(_Writer):
         con.executemany(
             "insert into host(rowid, hostname, longhostname, modtime, deltime, default_protocol) "
             "values (?, ?, ?, ?, 0, ?)",
-            ((i, name, *_host_columns(hosts.get(name), self.now))
+            ((i, name, *host_columns(hosts.get(name), self.now))
              for name, i in self.hosts.items() if i > n_hosts),
         )
         con.executemany(

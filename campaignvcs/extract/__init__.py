@@ -3,92 +3,37 @@
 One module per kind (``bp5``, ``hdf5``, ``image``, ``text``) turns a path into an
 :class:`Extracted`: the dataset kind and modification time, and one or more
 :class:`ExtractedReplica` with the metadata objects to embed (as :class:`Payload`,
-bytes ready for the ACA ``file`` table). Extractors know nothing of git, keys or hosts;
-heavy libraries (adios2, h5py, pillow) are imported inside the module that needs them.
+bytes ready for the ACA ``file`` table); those values live in :mod:`campaignvcs.extract.base`,
+which is all the extractors import. Extractors know nothing of git, keys or hosts; each is
+loaded on first use, and heavy libraries (h5py, pillow) only by the module that needs them,
+so ``camp status`` never pays for them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
-import zlib
-from dataclasses import dataclass, field
 
 from campaignvcs.errors import BadInput
+from campaignvcs.extract.base import Extracted, ExtractedReplica, Options, Payload, compressed_payload
+
+__all__ = [
+    "HDF5_SIGNATURE",
+    "IMAGE_SUFFIXES",
+    "KIND_CHOICES",
+    "Extracted",
+    "ExtractedReplica",
+    "Options",
+    "Payload",
+    "compressed_payload",
+    "detect",
+    "extract",
+]
+"""What callers use: choosing and running an extractor, and the values it returns (from ``base``)."""
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 KIND_CHOICES = ("auto", "adios", "hdf5", "image", "text")
-
-
-@dataclass(frozen=True)
-class Payload:
-    """An embedded object as the ACA ``file`` table stores it (before any encryption)."""
-
-    name: str
-    data: bytes
-    compression: int
-    lenorig: int
-    modtime: int
-    checksum: str
-
-    @property
-    def lencompressed(self) -> int:
-        """Length of the stored payload (before encryption)."""
-        return len(self.data)
-
-
-def compressed_payload(name: str, original: bytes, modtime: int) -> Payload:
-    """A zlib-compressed payload (default level: the same stream hpc-campaign writes)."""
-    return Payload(name, zlib.compress(original), 1, len(original), modtime, hashlib.sha1(original).hexdigest())
-
-
-def raw_payload(name: str, original: bytes, modtime: int) -> Payload:
-    """An uncompressed payload (images are stored as they are)."""
-    return Payload(name, original, 0, len(original), modtime, hashlib.sha1(original).hexdigest())
-
-
-Probe = tuple[int, int, int, int]
-"""(size, mtime_ns, ctime_ns, inode) of a file."""
-
-
-def probe_of(st: os.stat_result) -> Probe:
-    """What :attr:`ExtractedReplica.probe` keeps of a stat."""
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-@dataclass(frozen=True)
-class ExtractedReplica:
-    """One replica to record; ``role`` is ``main`` or ``thumbnail`` (path ``thumbnails/<path>``)."""
-
-    size: int
-    mtime: int
-    checksum: str
-    payloads: tuple[Payload, ...] = ()
-    resolution: tuple[int, int] | None = None
-    role: str = "main"
-    probe: tuple[Probe | None, ...] = ()
-    """(size, mtime, ctime, inode) of each file that stands for the replica, taken before it was
-    read (BP: md.idx, md.0; otherwise the file; None: absent): the stat cache's signature."""
-
-
-@dataclass(frozen=True)
-class Extracted:
-    """What one path on disk contributes to a campaign."""
-
-    kind: str
-    modtime: int
-    replicas: tuple[ExtractedReplica, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class Options:
-    """Per-``camp add`` choices that change what is extracted."""
-
-    store: bool = False
-    thumbnail: tuple[int, int] | None = None
-    kind: str = "auto"
 
 
 def detect(path: str, kind: str = "auto") -> str:
@@ -157,6 +102,8 @@ def _readable_folder(folder: str) -> None:
 
 def extract(path: str, kind: str, options: Options) -> Extracted:
     """Extract ``path`` as ``kind`` (from :func:`detect`)."""
+    # Each extractor is loaded on first use: hdf5 brings h5py and numpy, and bp5 its BP checks
+    # (bpcheck, ffs), which would triple the import time of this package for camp status.
     if kind == "ADIOS":
         from campaignvcs.extract import bp5
 
@@ -172,35 +119,3 @@ def extract(path: str, kind: str, options: Options) -> Extracted:
     from campaignvcs.extract import text
 
     return text.extract(path, store=options.store)
-
-
-def read_file(path: str, size: int | None = None) -> bytes:
-    """The bytes of a file, or BadInput naming it.
-
-    With ``size`` (from a stat just made) the file is read with one ``read`` call
-    instead of Python's buffered reader (open, fstat, reads: twice the cost per small
-    file, which counts at thousands of metadata files); a file whose size changed
-    meanwhile is still read to its end.
-    """
-    if size is None:
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError as exc:
-            raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = os.read(fd, size + 1)
-        if len(data) != size:  # changed since the stat, or a short read: read on to the end
-            rest = [data]
-            while chunk := os.read(fd, 1 << 20):
-                rest.append(chunk)
-            data = b"".join(rest)
-        return data
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    finally:
-        os.close(fd)

@@ -23,7 +23,14 @@ import stat
 import struct
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, Payload, compressed_payload, probe_of, read_file
+from campaignvcs.extract.base import (
+    Extracted,
+    ExtractedReplica,
+    Payload,
+    compressed_payload,
+    probe_of,
+    read_file,
+)
 from campaignvcs.extract.bpcheck import (
     INDEX_HEADER_SIZE,
     MAGIC,

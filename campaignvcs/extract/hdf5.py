@@ -33,7 +33,7 @@ import numpy as np
 from h5py import h5, h5a, h5d, h5f, h5g, h5l, h5o, h5p, h5t, h5z
 
 from campaignvcs.errors import BadInput, UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload, probe_of
+from campaignvcs.extract.base import Extracted, ExtractedReplica, compressed_payload, probe_of
 
 __all__ = ["SMALL_DATASET", "extract", "metadata_copy"]
 

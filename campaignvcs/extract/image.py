@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, probe_of, raw_payload, read_file
+from campaignvcs.extract.base import Extracted, ExtractedReplica, probe_of, raw_payload, read_file
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -6,7 +6,7 @@ import hashlib
 import os
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract import Extracted, ExtractedReplica, compressed_payload, probe_of, read_file
+from campaignvcs.extract.base import Extracted, ExtractedReplica, compressed_payload, probe_of, read_file
 
 CHUNK = 1 << 20
 
