@@ -558,31 +558,3 @@ class CampaignRepo:
         if found is None:
             found = self._dirs[name] = layout.dataset_dir(name)
         return found
-
-
-class _TransitionalStaging:
-    """Staging without a transaction, for porcelain/replicas until it moves to :meth:`CampaignRepo.transaction`."""
-
-    def stage(self: CampaignRepo, path: str, entry: Entry | None) -> None:  # type: ignore[misc]
-        """Deprecated: use a transaction."""
-        self._require_lock()
-        self.staging.stage(path, entry)
-
-    def stage_json(self: CampaignRepo, path: str, data: bytes | None) -> None:  # type: ignore[misc]
-        """Deprecated: use a transaction."""
-        self._require_lock()
-        Transaction(self, None).stage_json(path, data)  # type: ignore[arg-type]
-
-    def stage_dataset(self: CampaignRepo, dataset: Dataset, payloads: Mapping[bytes, bytes]) -> bytes:  # type: ignore[misc]
-        """Deprecated: use a transaction."""
-        self._require_lock()
-        return Transaction(self, None).stage_dataset(dataset, payloads)  # type: ignore[arg-type]
-
-    def save_staging(self: CampaignRepo) -> None:  # type: ignore[misc]
-        """Deprecated: use a transaction."""
-        self._require_lock()
-        Transaction(self, None).save()  # type: ignore[arg-type]
-
-
-for _name in ("stage", "stage_json", "stage_dataset", "save_staging"):
-    setattr(CampaignRepo, _name, getattr(_TransitionalStaging, _name))

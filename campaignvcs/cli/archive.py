@@ -56,13 +56,13 @@ def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool,
     result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env,
                              exclude_kinds=exclude, full=full, force=force, check=check)
     failed = result.check is not None and not result.check.ok
-    for line in result.warnings[:SHOWN_WARNINGS]:
-        echo_warning(line)
-    if len(result.warnings) > SHOWN_WARNINGS:
-        echo_warning(f"... and {len(result.warnings) - SHOWN_WARNINGS} more (camp build --json lists them all)")
     if as_json:
-        echo_json(result)
+        echo_json(result)  # the warnings are in it
     else:
+        for line in result.warnings[:SHOWN_WARNINGS]:
+            echo_warning(line)
+        if len(result.warnings) > SHOWN_WARNINGS:
+            echo_warning(f"... and {len(result.warnings) - SHOWN_WARNINGS} more (camp build --json lists them all)")
         how = f"; {result.rewritten} changed dataset(s) rewritten" if result.incremental else ""
         click.echo(
             f"built {result.path} ({result.datasets} datasets, {result.replicas} replicas, "

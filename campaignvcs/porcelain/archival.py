@@ -30,7 +30,7 @@ from campaignvcs.porcelain.edits import (
     stage_changes,
 )
 from campaignvcs.porcelain.replicas import ReplicaAdded, record_replica
-from campaignvcs.porcelain.workspace import _open_cache, resolve_host_name
+from campaignvcs.porcelain.workspace import resolve_host_name
 from campaignvcs.repo import CampaignRepo, atomic_write
 from campaignvcs.tarmatch import ArchivedDataset, Skipped, TarMatch, ends_in_member, match_tar
 
@@ -155,7 +155,7 @@ def _candidates(camp: CampaignRepo, names: set[str]) -> list[Dataset | None]:
     the manifests of plausible datasets are read (not 100,000); the exact match on each
     dataset's own replica paths follows.
     """
-    cache = _open_cache(camp)
+    cache = camp.stat_cache()
     try:
         found = {ds for ds, full in cache.paths() if ends_in_member(full, names)}
     finally:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from campaignvcs import layout
 from campaignvcs.errors import BadInput
 from campaignvcs.model import Dataset, Host, HostName, Replica, TarMember
-from campaignvcs.porcelain.workspace import _open_cache, _token
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.statcache import is_thumbnail
 
@@ -26,25 +25,21 @@ def stage_changes(
     removed: Iterable[str] = (),
     manifests: Mapping[str, bytes | None] | None = None,
 ) -> None:
-    """Stage changed datasets, removed dataset folders and other manifests; keep the stat cache valid.
+    """Stage changed datasets, removed dataset folders and other manifests in one transaction.
 
-    The caller holds the lock and has validated everything: this only writes.
+    The caller holds the lock and has validated everything: this only writes. The stat
+    cache is validated against the state before this change, then only updated.
     """
     changed = list(datasets)
     gone = list(removed)
-    cache = _open_cache(camp)  # validated against the state before this change, then only updated
-    try:
+    with camp.transaction() as tx:
         for ds in changed:
-            camp.stage_dataset(ds, {})
+            tx.stage_dataset(ds)
         for name in gone:
-            camp.stage(layout.dataset_dir(name), None)
+            tx.remove_dataset(name)
         for path, data in (manifests or {}).items():
-            camp.stage_json(path, data)
-        cache.update(changed, removed=gone)
-        camp.save_staging()
-        cache.set_token(_token(camp))
-    finally:
-        cache.close()
+            tx.stage_json(path, data)
+        tx.cache.update(changed, removed=gone)
 
 
 def dataset_named(camp: CampaignRepo, name: str) -> Dataset:

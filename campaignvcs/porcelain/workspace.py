@@ -532,13 +532,3 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
         end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
     return CommitResult(oid.decode(), message, count)
-
-
-def _open_cache(camp: CampaignRepo):  # noqa: ANN202
-    """Transitional, for porcelain/replicas until it moves to transactions."""
-    return camp.stat_cache()
-
-
-def _token(camp: CampaignRepo) -> str:
-    """Transitional, for porcelain/replicas until it moves to transactions."""
-    return camp.state_token()

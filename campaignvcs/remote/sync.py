@@ -31,12 +31,12 @@ from datetime import datetime
 from campaignvcs import layout as tree_layout
 from campaignvcs.errors import CampError, RepoLocked
 from campaignvcs.faults import fault
+from campaignvcs.gitobjects import BLOB_MODE, TREE_MODE, TYPE_NUMBERS, Entry
 from campaignvcs.merge import Merged, merge_campaign, merge_dataset, merge_host, merge_timeseries
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
+from campaignvcs.packwrite import PackFiles, write_pack
 from campaignvcs.remote.layout import LEGACY_TMP_RE, PACK_RE, TMP_RE, RemoteLayout, parse_ref, tmp_writer
 from campaignvcs.remote.rclone import Rclone, RemoteError, redact, transfer_timeout
-from campaignvcs.gitobjects import BLOB_MODE, TREE_MODE, TYPE_NUMBERS, Entry
-from campaignvcs.packwrite import PackFiles, write_pack
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.tempfiles import atomic_write, hostname, make_temp_dir, process_start, sweep, writer_alive
 
