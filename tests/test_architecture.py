@@ -9,7 +9,9 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "campaignvcs"
 
 SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "aca/check.py"}
-"""Only these modules start processes (always from argument lists)."""
+"""Only these modules start programs (always from argument lists)."""
+FORK_ALLOWED = {"extract/parallel.py"}
+"""Only this module forks (worker processes reading many paths for camp add and status)."""
 
 CLI_MAY_IMPORT = ("campaignvcs.porcelain", "campaignvcs.errors", "campaignvcs.cli", "campaignvcs.extract",
                   "campaignvcs")
@@ -81,6 +83,14 @@ def test_subprocesses_only_in_named_places_and_never_through_a_shell():
                     node.func.attr in ("system", "popen") and isinstance(node.func.value, ast.Name) and \
                     node.func.value.id == "os":
                 bad.append(f"{rel}:{node.lineno} calls os.{node.func.attr}")
+    assert bad == []
+
+
+def test_only_the_parallel_reader_forks():
+    bad = [f"{rel}:{node.lineno} calls os.{node.func.attr}" for rel, tree in modules() for node in ast.walk(tree)
+           if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and
+           node.func.attr in ("fork", "forkpty") and isinstance(node.func.value, ast.Name) and
+           node.func.value.id == "os" and rel not in FORK_ALLOWED]
     assert bad == []
 
 
