@@ -292,14 +292,15 @@ class Fsck:
 
     def check_staging(self) -> None:
         """The staging area: every entry it points at, and the tree it makes (a tip of its own)."""
+        where = self.camp.staging.path or "the staging area"
         try:
-            staging = self.camp.staging
+            entries = dict(self.camp.staging.entries)
         except CampError as exc:
-            self.problem("bad-staging", self.camp.index_path, str(exc))
+            self.problem("bad-staging", where, str(exc))
             return
-        if not staging.entries:
+        if not entries:
             return
-        for path, entry in sorted(staging.entries.items()):
+        for path, entry in sorted(entries.items()):
             if entry is None:
                 continue
             mode, oid = entry
@@ -311,7 +312,7 @@ class Fsck:
             try:
                 tree = self.camp.staged_tree()
             except CampError as exc:
-                self.problem("bad-staging", self.camp.index_path, str(exc))
+                self.problem("bad-staging", where, str(exc))
                 return
             if tree is not None:
                 self._tips.append(("the staging area", tree))

@@ -162,6 +162,15 @@ def test_fsck_of_a_healthy_repository_with_history(campaign, camp, recorded, dat
     assert git(campaign, "fsck", "--strict").returncode == 0
 
 
+def test_fsck_names_a_damaged_staging_area(campaign, camp, recorded, data):
+    camp("--repo", campaign, "add", "pressure.bp", cwd=data)
+    index = campaign / ".git" / "camp" / "index.json"
+    index.write_text("{ half written")
+    out, report = fsck(camp, campaign)
+    assert [(p["kind"], p["what"]) for p in report["problems"]] == [("bad-staging", str(index))]
+    assert "staging area" in out and "is corrupt" in out
+
+
 def test_fsck_finds_a_loose_object_with_flipped_bytes(campaign, camp, recorded):
     with CampaignRepo.open(str(campaign)) as repo:
         entry = repo.lookup(repo.tree_of(repo.head()), layout.dataset_dir("heat.bp") + "/" + layout.MANIFEST)
