@@ -291,6 +291,7 @@ class Encryptor:
         self._box = SecretBox(key)
 
     def __call__(self, payload: Payload) -> tuple[bytes, str]:
+        """(stored bytes, checksum) of a payload: sealed, and the SHA-1 of what is stored."""
         blob = bytes(self._box.encrypt(payload.data))
         return blob, hashlib.sha1(blob).hexdigest()
 

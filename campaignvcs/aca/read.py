@@ -339,7 +339,7 @@ class _Reader(Cells):
             out.append(Dataset(DatasetName(name), uuid, kind, modtime, deltime, tuple(reps)))
         for what, names_seen in (
             ("hosts", [h[0] for h in hosts.values()]),
-            ("datasets", [d.name for d in out]),
+            ("datasets", [str(d.name) for d in out]),
         ):
             dup = _first_duplicate(names_seen)
             if dup is not None:

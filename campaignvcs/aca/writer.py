@@ -42,6 +42,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from campaignvcs.aca.extras import Extras, write_extras
 from campaignvcs.aca.rules import (
@@ -163,7 +164,7 @@ class RowWriter:
         for ddl in STAGING:
             con.execute(ddl)
         con.execute("insert into info values (?, ?, ?, ?)", (INFO_ID, INFO_NAME, ACA_VERSION, self.now))
-        host_manifests = {h.name: h for h in hosts}
+        host_manifests: dict[str, Host] = {h.name: h for h in hosts}
         timeseries = sorted(timeseries, key=lambda s: s.name)
         self.use_hosts(host_manifests, series=_series_of(timeseries))
         for host in sorted(host_manifests.values(), key=lambda h: h.name):
@@ -331,12 +332,13 @@ class RowWriter:
                      key_ids: dict[str, int], arch_ids: dict[tuple[str, str, str], int]) -> None:
         """Copy the staged replica and TAR-index rows into the archive with final ids for provisional ones."""
         con = self.con
-        for sql, prov, final in (
+        maps: tuple[tuple[str, Mapping[Any, int], Mapping[Any, int]], ...] = (
             ("insert into temp.hostmap values (?, ?)", self.hosts, host_ids),
             ("insert into temp.dirmap values (?, ?)", self.dirs, dir_ids),
             ("insert into temp.keymap values (?, ?)", self.keys, key_ids),
             ("insert into temp.archmap values (?, ?)", self.archives, arch_ids),
-        ):
+        )
+        for sql, prov, final in maps:
             con.executemany(sql, ((p, final[k]) for k, p in prov.items()))
         con.execute(
             "insert into replica(rowid, datasetid, hostid, dirid, archiveid, name, modtime, deltime, keyid, "

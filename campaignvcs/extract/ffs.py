@@ -152,9 +152,10 @@ def _fast_plan(plan: list[tuple] | None, base: int, order: str) -> tuple[struct.
 
 def _walk_fast(fmt: Format, block: bytes, start: int, limit: int, total: int) -> str:
     """:func:`_walk` for a plan made by :func:`_fast_plan`."""
-    words = fmt.words.unpack_from(block, start)
+    # Only called for a format that has a fast plan (words and fast are set).
+    words = fmt.words.unpack_from(block, start)  # type: ignore[union-attr]
     base, length, order = fmt.base, limit - start, fmt.order
-    arrays, rules, strings, nonzero, general = fmt.fast
+    arrays, rules, strings, nonzero, general = fmt.fast  # type: ignore[misc]
     for pointer, counter, element, nullable, name in arrays:
         count = words[counter]
         if count:
@@ -369,9 +370,9 @@ def _compile(structs: list[_Struct]) -> list[tuple] | None:
         names = ("Dims", "BlockCount", "DBCount", "Count", "DataBlockLocation", "Shape", "Offset")
         if set(names[:5]) <= fields.keys():
             checks.append((2, *(fields[n][3] if n in fields else -1 for n in names), 0, st.name))
-        for counter in ("TotalElementSize", "ElementCount"):  # BP5 attributes have at least one value
-            if counter in fields and "Values" in fields:
-                checks.append((3, fields[counter][3], f"{st.name}.{counter}"))
+        for count_field in ("TotalElementSize", "ElementCount"):  # BP5 attributes have at least one value
+            if count_field in fields and "Values" in fields:
+                checks.append((3, fields[count_field][3], f"{st.name}.{count_field}"))
         return checks
 
     try:

@@ -28,6 +28,7 @@ import ctypes
 import itertools
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from h5py import h5, h5a, h5d, h5f, h5g, h5l, h5o, h5p, h5t, h5z
@@ -442,7 +443,7 @@ def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: 
     copy holds zeros: null references, until :meth:`_Copier.references` points them at
     the copied objects); returns the names of attributes that hold references.
     """
-    c = _CAPI
+    c: Any = _CAPI  # its functions are set by name from HDF5's symbol table
     name = ctypes.create_string_buffer(256)
     referring = []
     for i in range(count):
@@ -515,7 +516,7 @@ def _rewrite_references(
     src: h5o.ObjectID, dst: h5o.ObjectID, name: bytes, target: Callable[[int], int]
 ) -> None:
     """Write attribute ``name`` of ``src`` to that of ``dst`` with its object references translated."""
-    c = _CAPI
+    c: Any = _CAPI  # its functions are set by name from HDF5's symbol table
     aid = h5a.open(src, name)
     tid = aid.get_type()
     if tid.committed():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from campaignvcs.errors import UnreadableDataset
 from campaignvcs.extract.base import Extracted, ExtractedReplica, probe_of, raw_payload, read_file
@@ -47,7 +47,7 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     """``img`` in L, LA, RGB or RGBA; 16/32-bit and float grey scaled from their min..max to 0..255."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         deep = img.convert("F")
-        low, high = deep.getextrema()
+        low, high = cast("tuple[float, float]", deep.getextrema())  # one band: (min, max)
         scale = 255.0 / (high - low) if high > low else 0.0
         return deep.point(lambda v: (v - low) * scale).convert("L")
     alpha = "A" in img.getbands() or "transparency" in img.info

@@ -6,7 +6,7 @@ import hashlib
 import os
 
 from campaignvcs.errors import UnreadableDataset
-from campaignvcs.extract.base import Extracted, ExtractedReplica, compressed_payload, probe_of, read_file
+from campaignvcs.extract.base import Extracted, ExtractedReplica, Payload, compressed_payload, probe_of, read_file
 
 CHUNK = 1 << 20
 
@@ -17,7 +17,7 @@ def extract(path: str, store: bool) -> Extracted:
         st = os.stat(path)
     except OSError as exc:
         raise UnreadableDataset(f"{path}: cannot read ({exc.strerror})") from None
-    payloads = ()
+    payloads: tuple[Payload, ...] = ()
     if store:
         content = read_file(path)
         payload = compressed_payload(os.path.basename(path), content, st.st_mtime_ns)
