@@ -271,7 +271,8 @@ def test_fetch_refuses_a_ref_that_names_no_commit_and_changes_nothing(pair, camp
 
 def _replace_newest_pack(camp_repo_root, remote, leave_out) -> str:
     """Push a's new commit as a pack without one of its objects; returns the object left out."""
-    from campaignvcs.remote.sync import missing_objects, pack_for_push
+    from campaignvcs.graph import missing_objects
+    from campaignvcs.remote.transfer import pack_for_push
 
     with CampaignRepo.open(str(camp_repo_root)) as repo:
         head_id = repo.head()

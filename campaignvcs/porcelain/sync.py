@@ -31,7 +31,7 @@ from campaignvcs.repo import CampaignRepo, Transaction
 from campaignvcs.tempfiles import atomic_write
 
 if TYPE_CHECKING:
-    from campaignvcs.remote.sync import Remote
+    from campaignvcs.remote.endpoint import Remote
 
 Progress = Callable[[str, int, int], None]
 """(what, bytes done, bytes total): ``pack``, ``archive`` or ``fetch``."""
@@ -222,7 +222,7 @@ def remote_remove(name: str, repo: str | None = None, cwd: str | None = None,
                   env: Mapping[str, str] | None = None) -> RemoteInfo:
     """Forget remote ``name`` here (nothing on the remote is touched)."""
     from campaignvcs.remote.rclone import redact
-    from campaignvcs.remote.sync import remote_state_dir, tracking_ref
+    from campaignvcs.remote.tracking import remote_state_dir, tracking_ref
 
     with open_repo(repo, cwd, environ(env)) as camp, camp.lock():
         url = _remotes(camp).get(name)
@@ -265,7 +265,7 @@ def _pick_remote(camp: CampaignRepo, name: str | None, use: bool = True) -> tupl
 def _remote(camp: CampaignRepo, name: str | None, env: Mapping[str, str], archive: str | None = None) -> Remote:
     from campaignvcs.remote.layout import RemoteLayout
     from campaignvcs.remote.rclone import Rclone
-    from campaignvcs.remote.sync import Remote
+    from campaignvcs.remote.endpoint import Remote
 
     name, url = _pick_remote(camp, name)
     archive = archive or camp.campaign(camp.head()).name
@@ -452,7 +452,7 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
     nothing new to pull. ``CAMP_FAULT`` in ``env`` (tests only) kills the process at one
     of :data:`PULL_FAULT_POINTS` or of the fetch's points.
     """
-    from campaignvcs.remote import sync
+    from campaignvcs.graph import is_ancestor
 
     env = environ(env)
     cwd = cwd or os.getcwd()
@@ -468,9 +468,9 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
             with r.rclone:
                 fetched = _fetch(camp, r, progress)
             ours, theirs = camp.head(), (fetched.new.encode() if fetched.new else None)
-            if theirs is None or theirs == ours or (ours is not None and sync.is_ancestor(camp, theirs, ours)):
+            if theirs is None or theirs == ours or (ours is not None and is_ancestor(camp, theirs, ours)):
                 result = PullResult(r.name, "up to date", _hex(ours), _hex(ours), fetched, 0)
-            elif ours is None or sync.is_ancestor(camp, ours, theirs):
+            elif ours is None or is_ancestor(camp, ours, theirs):
                 changed = _fast_forward(tx, ours, theirs)
                 result = PullResult(r.name, "fast-forward", _hex(ours), _hex(theirs), fetched, changed)
             else:
@@ -504,7 +504,7 @@ def _post_pull(camp: CampaignRepo, result: PullResult, env: Mapping[str, str]) -
 
 
 def _fast_forward(tx: Transaction, ours: bytes | None, theirs: bytes) -> int:
-    from campaignvcs.remote.sync import merge_trees
+    from campaignvcs.treemerge import merge_trees
 
     camp = tx.repo
     diff = merge_trees(camp, camp.tree_of(ours), camp.tree_of(ours), camp.tree_of(theirs))
@@ -521,7 +521,8 @@ def _fast_forward(tx: Transaction, ours: bytes | None, theirs: bytes) -> int:
 def _merge(tx: Transaction, remote: str, ours: bytes, theirs: bytes, fetched: FetchResult,
            env: Mapping[str, str]) -> PullResult:
     from campaignvcs.porcelain.workspace import commit_staged
-    from campaignvcs.remote.sync import merge_base, merge_trees
+    from campaignvcs.graph import merge_base
+    from campaignvcs.treemerge import merge_trees
 
     camp = tx.repo
     base = merge_base(camp, ours, theirs)
@@ -577,7 +578,7 @@ def _recover_interrupted_merge(tx: Transaction) -> bool:
     camp = tx.repo
     merging, head = merge_head(camp), camp.head()
     if merging is not None and head is not None and merging != head:
-        from campaignvcs.remote.sync import is_ancestor
+        from campaignvcs.graph import is_ancestor
 
         try:
             committed = is_ancestor(camp, merging, head)
@@ -791,7 +792,8 @@ def tracking(camp: CampaignRepo) -> Tracking | None:
         name, _url = _pick_remote(camp, None)
     except BadInput:
         return None
-    from campaignvcs.remote.sync import ahead_behind, tracking_ref, tracking_ref_problem
+    from campaignvcs.graph import ahead_behind
+    from campaignvcs.remote.tracking import tracking_ref, tracking_ref_problem
 
     try:
         theirs = camp.refs[tracking_ref(name)]
@@ -814,7 +816,7 @@ def remote_ref_problems(camp: CampaignRepo) -> list[tuple[str, str]]:
     keys = sorted(camp.refs.subkeys(prefix))
     if not keys:
         return []  # the usual case without remotes: nothing to import
-    from campaignvcs.remote.sync import tracking_ref_problem
+    from campaignvcs.remote.tracking import tracking_ref_problem
 
     out = []
     for key in keys:
@@ -859,6 +861,7 @@ def clone(url: str, path: str | None = None, name: str | None = None, host: str 
     """
     from campaignvcs.porcelain.workspace import resolve_host_name
     from campaignvcs.remote import sync
+    from campaignvcs.remote.endpoint import Remote
     from campaignvcs.remote.layout import RemoteLayout, is_local, normalize_url
     from campaignvcs.remote.rclone import Rclone, redact
 
@@ -873,7 +876,7 @@ def clone(url: str, path: str | None = None, name: str | None = None, host: str 
         if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
             raise BadInput(f"destination {target} already exists and is not an empty folder")
         created = not os.path.exists(target)
-        remote = sync.Remote("origin", root, RemoteLayout(root, archive), rclone)
+        remote = Remote("origin", root, RemoteLayout(root, archive), rclone)
         if remote.read_ref() is None:
             raise CampError(f"no campaign {archive} at {redact(root)} (nothing was pushed there)")
         try:
@@ -913,7 +916,7 @@ def _locate_campaign(rclone: object, url: str, name: str | None) -> tuple[str, s
     may contain '/'); the guess is corrected from the campaign's own name after fetching.
     """
     from campaignvcs.remote.rclone import redact
-    from campaignvcs.remote.sync import find_campaigns
+    from campaignvcs.remote.endpoint import find_campaigns
 
     if name is not None:
         return url, name, False
