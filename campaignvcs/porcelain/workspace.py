@@ -393,7 +393,8 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
                             for state, name, path in cache.changed_on_host(here, content_digests)]
             finally:
                 cache.close()
-        from campaignvcs.porcelain.sync import merge_head, remote_ref_problems, tracking, unresolved
+        from campaignvcs.porcelain.merging import merge_head, unresolved
+        from campaignvcs.porcelain.remote_status import remote_ref_problems, tracking
 
         track = tracking(camp)
         return Status(
@@ -497,7 +498,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     # A pull may have left a merge to finish (porcelain.sync keeps it in MERGE_HEAD); the
     # check comes first because importing the sync module costs more than a commit.
     if os.path.exists(os.path.join(camp.camp_dir, "MERGE_HEAD")):
-        from campaignvcs.porcelain.sync import merge_parents
+        from campaignvcs.porcelain.merging import merge_parents
 
         parents = merge_parents(camp)
     changes = camp.staged_changes()
@@ -507,7 +508,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
         before()
     oid = tx.commit(message, identity(camp, env), merge_parents=parents)
     if parents:
-        from campaignvcs.porcelain.sync import end_merge
+        from campaignvcs.porcelain.merging import end_merge
 
         end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)
