@@ -76,19 +76,24 @@ def clone(url: str, path: str | None = None, name: str | None = None, host: str 
                     root = root.rstrip("/")
                 set_remote(camp, DEFAULT_REMOTE, root)
                 finish_clone(camp, got.new)
-            finally:
+            except BaseException:
                 camp.close()
+                raise
         except BaseException:
             if created:
                 shutil.rmtree(target, ignore_errors=True)
             else:
                 shutil.rmtree(os.path.join(target, ".git"), ignore_errors=True)
             raise
-    result = CloneResult(target, archive, redact(root), got.new.decode(), got.packs, got.objects, got.bytes_received)
-    return _rebuild_clone(result, env) if build else result
+    # The clone is complete from here: a failed build only warns, and the new repository,
+    # still open, is what the build reads.
+    with camp:
+        result = CloneResult(target, archive, redact(root), got.new.decode(), got.packs, got.objects,
+                             got.bytes_received)
+        return _rebuild_clone(result, camp, env) if build else result
 
 
-def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
+def _rebuild_clone(result: CloneResult, camp: CampaignRepo, env: Mapping[str, str]) -> CloneResult:
     """Build the new clone's archive into the campaign store, beside another clone's if that one is there.
 
     Another repository's archive at the store's name (a first clone of the same campaign
@@ -100,7 +105,7 @@ def _rebuild_clone(result: CloneResult, env: Mapping[str, str]) -> CloneResult:
     try:
         from campaignvcs.porcelain.archive import build  # the build code loads only when there is a store
 
-        built = build(repo=result.path, cwd=result.path, env=env, elsewhere_if_taken=True)
+        built = build(repo=camp, cwd=camp.root, env=env, elsewhere_if_taken=True)
     except (ImportError, CampError) as exc:
         return dataclasses.replace(result, warnings=[f"archive not built: {exc}"])
     warnings = [*result.warnings, *built.warnings]

@@ -96,7 +96,7 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         r = _remote(camp, remote, env)
         # pre-push can refuse (verify-before-push); it sees where the push goes.
         run_hook(camp, "pre-push", env, commit=head, extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
-        builder = _archive_builder(camp.root, head, env, warnings) if build else None
+        builder = _archive_builder(camp, head, env, warnings) if build else None
         with r.rclone:
             out = sync.push(camp, r, head, builder, progress=progress)
     return PushResult(
@@ -106,9 +106,13 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
     )
 
 
-def _archive_builder(root: str, head: bytes, env: Mapping[str, str],
+def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str],
                      warnings: list[str]) -> Callable[[str], str] | None:
-    """A function that builds the archive of ``head`` to a path, or None if build is unavailable."""
+    """A function that builds the archive of ``head`` to a path, or None if build is unavailable.
+
+    Defined here and handed down, so the core push never reaches back up into porcelain;
+    it builds with the repository the push opened.
+    """
     try:
         from campaignvcs.porcelain.archive import build
     except ImportError as exc:
@@ -116,16 +120,16 @@ def _archive_builder(root: str, head: bytes, env: Mapping[str, str],
         return None
 
     def run(path: str) -> str:
-        if _copy_store_archive(root, head, env, path) == head.decode():
+        if _copy_store_archive(camp, head, env, path) == head.decode():
             return path
         # A temporary file for the upload, not a build of the store's archive: no build hooks.
         # Started from the store's copy, the build only rewrites the datasets changed since.
-        return build(rev=head.decode(), output=path, repo=root, cwd=root, env=env, hooks=False).path
+        return build(rev=head.decode(), output=path, repo=camp, cwd=camp.root, env=env, hooks=False).path
 
     return run
 
 
-def _copy_store_archive(root: str, head: bytes, env: Mapping[str, str], path: str) -> str | None:
+def _copy_store_archive(camp: CampaignRepo, head: bytes, env: Mapping[str, str], path: str) -> str | None:
     """Copy the store's archive to ``path`` if this repository built it with default options.
 
     Returns the commit it was built from (None: nothing copied). At the pushed commit
@@ -136,14 +140,13 @@ def _copy_store_archive(root: str, head: bytes, env: Mapping[str, str], path: st
     store = load_user_config(env).campaign_store
     if not store:
         return None
-    with open_repo(root, root, env) as camp:
-        source = os.path.join(root, store, camp.campaign(head).name + ".aca")
+    source = os.path.join(camp.root, store, camp.campaign(head).name + ".aca")
     try:
         shutil.copyfile(source, path)
     except OSError:
         return None
     built = read_provenance(path) or {}
-    wanted = {"repository": root, "omit_deleted": "1", "exclude_kinds": ""}
+    wanted = {"repository": camp.root, "omit_deleted": "1", "exclude_kinds": ""}
     if built.get("commit") and all(built.get(k) == v for k, v in wanted.items()):
         return built["commit"]
     os.unlink(path)
@@ -254,9 +257,8 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
             result = dataclasses.replace(result, warnings=[*fetched.warnings, *result.warnings])
         if result.action != "up to date":
             fault(camp.fault, "pull-after-branch")
-        root = camp.root
         if not result.conflicts and build:
-            result = _rebuild(result, root, env)
+            result = _rebuild(result, camp, env)
         if not result.conflicts:
             result = _post_pull(camp, result, env)
     return result
@@ -313,31 +315,30 @@ def _merge(tx: Transaction, remote: str, ours: bytes, theirs: bytes, fetched: Fe
     return PullResult(remote, "merged", _hex(ours), done.id, fetched, count)
 
 
-def _rebuild(result: PullResult, root: str, env: Mapping[str, str]) -> PullResult:
+def _rebuild(result: PullResult, camp: CampaignRepo, env: Mapping[str, str]) -> PullResult:
     """Rebuild the archive into the campaign store after a pull, when a store is configured.
 
     After an up-to-date pull only when this repository's archive there is missing or was
     built from another commit (a pull killed before its rebuild, rerun).
     """
     store = load_user_config(env).campaign_store
-    if not store or (result.action == "up to date" and _store_archive_current(root, store, result.new, env)):
+    if not store or (result.action == "up to date" and _store_archive_current(camp, store, result.new)):
         return result
     try:
         from campaignvcs.porcelain.archive import build
 
-        built = build(repo=root, cwd=root, env=env, elsewhere_if_taken=True)
+        built = build(repo=camp, cwd=camp.root, env=env, elsewhere_if_taken=True)
     except (ImportError, CampError) as exc:
         return dataclasses.replace(result, warnings=[*result.warnings, f"archive not rebuilt: {exc}"])
     return dataclasses.replace(result, archive=built.path, warnings=[*result.warnings, *built.warnings])
 
 
-def _store_archive_current(root: str, store: str, head: str | None, env: Mapping[str, str]) -> bool:
+def _store_archive_current(camp: CampaignRepo, store: str, head: str | None) -> bool:
     """Whether the store's archive of this campaign is at ``head``, or is not this repository's to rebuild."""
     if head is None:
         return True
-    with open_repo(root, root, env) as camp:
-        path = os.path.join(root, store, camp.campaign(head.encode()).name + ".aca")
+    path = os.path.join(camp.root, store, camp.campaign(head.encode()).name + ".aca")
     if not os.path.exists(path):
         return False
     built = read_provenance(path)
-    return built is None or built.get("repository") != root or built.get("commit") == head
+    return built is None or built.get("repository") != camp.root or built.get("commit") == head

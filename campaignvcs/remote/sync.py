@@ -269,6 +269,7 @@ def fetch(camp: CampaignRepo, remote: Remote, progress: Progress | None = None) 
             for name in todo:  # only after every pack and the history checked out; the index last, as git does
                 os.replace(os.path.join(incoming, name + ".pack"), os.path.join(pack_dir, name + ".pack"))
                 os.replace(os.path.join(incoming, name + ".idx"), os.path.join(pack_dir, name + ".idx"))
+            camp.objects.refresh()  # what follows (a merge, a build) reads the new packs the fast way
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if todo:
