@@ -123,7 +123,7 @@ class IncomingObjects:
         if not self._dulwich:
             folder = os.path.join(self.folder, "pack")
             bases = [os.path.join(folder, n[:-4]) for n in sorted(os.listdir(folder)) if n.endswith(".idx")]
-            self._dulwich = [Pack(base) for base in bases]
+            self._dulwich = [Pack(base, object_format=self.camp.store.object_format) for base in bases]
         for pack in self._dulwich:
             try:
                 type_num, data = pack.get_raw(oid)  # type: ignore[attr-defined]
