@@ -81,7 +81,8 @@ def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> list
     return out
 
 
-def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[bytes], sent: set[bytes]) -> None:
+def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[bytes],
+                 sent: set[bytes]) -> None:
     if tree in olds or tree in sent:
         return
     sent.add(tree)

@@ -39,7 +39,8 @@ class TreeMerge:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-def merge_trees(camp: CampaignRepo, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> TreeMerge:
+def merge_trees(camp: CampaignRepo, base: bytes | None, ours: bytes | None,
+                theirs: bytes | None) -> TreeMerge:
     """3-way merge of three root trees, entering only subtrees that differ.
 
     Merge units are whole manifests: ``campaign.json``, ``hosts/<h>.json``,
@@ -86,13 +87,14 @@ def _unit(path: str) -> str | None:
     if top in (layout.HOSTS, layout.TIMESERIES):
         if len(parts) == 1:
             return "dir"
-        return ("host" if top == layout.HOSTS else "timeseries") if len(parts) == 2 and path.endswith(".json") \
-            else None
+        if len(parts) == 2 and path.endswith(".json"):
+            return "host" if top == layout.HOSTS else "timeseries"
+        return None
     return None
 
 
-def _merge_unit(camp: CampaignRepo, kind: str, path: str, eb: Entry | None, eo: Entry | None, et: Entry | None,
-                out: TreeMerge) -> None:
+def _merge_unit(camp: CampaignRepo, kind: str, path: str, eb: Entry | None, eo: Entry | None,
+                et: Entry | None, out: TreeMerge) -> None:
     merged: Merged[object]
     if kind == "dataset":
         name = layout.dataset_name_of(path) or path
@@ -120,7 +122,8 @@ def _record(out: TreeMerge, name: str, path: str, merged: Merged[object], ours: 
         if entry != ours:
             out.changes[path] = entry
         return
-    out.conflicts.append(Conflict(name, path, to_entry(merged.ours), to_entry(merged.theirs), merged.conflicts))
+    out.conflicts.append(Conflict(name, path, to_entry(merged.ours), to_entry(merged.theirs),
+                                  merged.conflicts))
 
 
 def _load_dataset(camp: CampaignRepo, entry: Entry | None, path: str) -> Dataset | None:

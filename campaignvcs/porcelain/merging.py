@@ -96,8 +96,8 @@ def begin_merge(camp: CampaignRepo, ours: bytes, theirs: bytes) -> None:
     Written before the staging area: a pull killed from here on is recognised by the next
     pull (the staging area still being exactly this one) and redone.
     """
-    atomic_write(os.path.join(camp.camp_dir, MERGE_PENDING), json.dumps(
-        {"ours": ours.decode(), "theirs": theirs.decode(), "staging": _staging_digest(camp)}).encode() + b"\n")
+    pending = {"ours": ours.decode(), "theirs": theirs.decode(), "staging": _staging_digest(camp)}
+    atomic_write(os.path.join(camp.camp_dir, MERGE_PENDING), json.dumps(pending).encode() + b"\n")
 
 
 def record_merge(camp: CampaignRepo, theirs: bytes, conflicts: Iterable[Conflict]) -> None:
@@ -107,8 +107,9 @@ def record_merge(camp: CampaignRepo, theirs: bytes, conflicts: Iterable[Conflict
     With conflicts, ``MERGE_PENDING`` goes: from here they are the user's to resolve.
     """
     conflicts = list(conflicts)
-    _write_conflicts(camp, {c.name: {"path": c.path, "ours": _entry_json(c.ours), "theirs": _entry_json(c.theirs),
-                                     "details": list(c.details)} for c in conflicts})
+    _write_conflicts(camp, {c.name: {"path": c.path, "ours": _entry_json(c.ours),
+                                     "theirs": _entry_json(c.theirs), "details": list(c.details)}
+                            for c in conflicts})
     atomic_write(os.path.join(camp.camp_dir, MERGE_HEAD), theirs + b"\n")
     if conflicts:
         _forget_pending(camp)

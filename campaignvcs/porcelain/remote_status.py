@@ -56,7 +56,8 @@ def remote_ref_problems(camp: CampaignRepo) -> list[tuple[str, str]]:
             continue
         configured = remote_urls(camp)
         name = key.decode("utf-8", "replace").rsplit("/", 1)[0]
+        shown = ref.decode("utf-8", "replace")
         fix = (f"'camp fetch {name}' replaces it" if name in configured
-               else f"'git update-ref -d {ref.decode('utf-8', 'replace')}' removes it (no remote {name} is configured)")
-        out.append((ref.decode("utf-8", "replace"), f"{problem} (recorded by an older camp); {fix}"))
+               else f"'git update-ref -d {shown}' removes it (no remote {name} is configured)")
+        out.append((shown, f"{problem} (recorded by an older camp); {fix}"))
     return out

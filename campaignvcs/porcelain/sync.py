@@ -50,11 +50,10 @@ PULL_FAULT_POINTS = ("pull-mid-fast-forward", "pull-mid-merge", "pull-after-bran
 # module imports it from porcelain.remote_status; nothing in this module uses it.
 
 
-def _remote(camp: CampaignRepo, name: str | None, env: Mapping[str, str], archive: str | None = None) -> Remote:
+def _remote(camp: CampaignRepo, name: str | None, env: Mapping[str, str]) -> Remote:
     """Remote ``name`` (else the default one) of this campaign, ready to use."""
     name, url = pick_remote(camp, name)
-    archive = archive or camp.campaign(camp.head()).name
-    return Remote(name, url, RemoteLayout(url, archive), Rclone(env))
+    return Remote(name, url, RemoteLayout(url, camp.campaign(camp.head()).name), Rclone(env))
 
 
 # -- push ----------------------------------------------------------------------------------------
@@ -95,7 +94,8 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
             raise CampError("nothing to push: the campaign has no commits")
         r = _remote(camp, remote, env)
         # pre-push can refuse (verify-before-push); it sees where the push goes.
-        run_hook(camp, "pre-push", env, commit=head, extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
+        run_hook(camp, "pre-push", env, commit=head,
+                 extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
         builder = _archive_builder(camp, head, env, warnings) if build else None
         with r.rclone:
             out = sync.push(camp, r, head, builder, progress=progress)
@@ -183,8 +183,8 @@ def fetch(remote: str | None = None, repo: str | None = None, cwd: str | None = 
 def _fetch(camp: CampaignRepo, r: Remote, progress: Progress | None) -> FetchResult:
     """Fetch from ``r`` into ``camp``, as a result with warnings."""
     out = sync.fetch(camp, r, progress)
-    warnings = [f"removed {out.dropped}: an older camp recorded it; the remote's ref is recorded again once it "
-                "checks out"] if out.dropped else []
+    warnings = [f"removed {out.dropped}: an older camp recorded it; the remote's ref is recorded again "
+                "once it checks out"] if out.dropped else []
     return FetchResult(r.name, r.shown_url, _hex(out.old), _hex(out.new), out.packs, out.objects,
                        out.bytes_received, warnings)
 
@@ -241,7 +241,8 @@ def pull(remote: str | None = None, build: bool = True, repo: str | None = None,
                 raise CampError("a merge is in progress: 'camp resolve' the conflicts and 'camp commit', "
                                 "or 'camp pull --abort'")
             if camp.staged_changes():
-                raise CampError("you have staged changes: commit them first ('camp commit -m MESSAGE'), then pull")
+                raise CampError("you have staged changes: commit them first ('camp commit -m MESSAGE'), "
+                                "then pull")
             r = _remote(camp, remote, env)
             with r.rclone:
                 fetched = _fetch(camp, r, progress)
@@ -292,7 +293,7 @@ def _fast_forward(tx: Transaction, ours: bytes | None, theirs: bytes) -> int:
 
 def _merge(tx: Transaction, remote: str, ours: bytes, theirs: bytes, fetched: FetchResult,
            env: Mapping[str, str]) -> PullResult:
-    """Merge ``theirs`` into ``ours``: commit it when clean, else stage the clean part and name the conflicts."""
+    """Merge ``theirs`` into ``ours``: commit when clean, else stage the clean part and name the conflicts."""
     camp = tx.repo
     base = merge_base(camp, ours, theirs)
     if base is None:

@@ -94,7 +94,8 @@ def pick_remote(camp: CampaignRepo, name: str | None, use: bool = True) -> tuple
     if url is None:
         raise BadInput(f"no such remote: {name} (camp remote list shows the remotes)")
     if use and name in missing:
-        raise CampError(f"the credentials of remote {name} are missing from {credentials_path(camp.git_dir)}: "
+        where = credentials_path(camp.git_dir)
+        raise CampError(f"the credentials of remote {name} are missing from {where}: "
                         f"'camp remote remove {name}', then 'camp remote add {name} URL' again")
     return name, url
 
@@ -148,7 +149,7 @@ def _redacted(url: str) -> bool:
 
 
 def _move_credentials(camp: CampaignRepo, exposed: Mapping[str, str]) -> bool:
-    """Move credentials from ``.git/config`` to the 0600 file; False when the lock is busy (next time, then)."""
+    """Move credentials from ``.git/config`` to the 0600 file; False while the lock is busy (next time)."""
     try:
         with camp.lock(wait=0.0):
             cfg = _config(camp)

@@ -70,7 +70,8 @@ class RemoteLease:
                 if time.monotonic() >= deadline:
                     raise RemoteLocked(
                         f"remote {self.remote.name} is locked by a push from {holder.get('host')} "
-                        f"(pid {holder.get('pid')}); try again later, or delete {redact(path)} if no push is running"
+                        f"(pid {holder.get('pid')}); try again later, "
+                        f"or delete {redact(path)} if no push is running"
                     )
                 time.sleep(0.5)
                 continue
@@ -171,7 +172,8 @@ def stale_tmps(remote: Remote, own: str = "", now: float | None = None) -> list[
     for rel, g, entry in found:
         if "token" in g:  # camp before 0.2: no writer, no expiry
             written = _mod_time(entry)
-            if written is not None and now > written + transfer_timeout(legacy_sizes[g["token"]]) + TMP_GRACE_SECONDS:
+            limit = transfer_timeout(legacy_sizes[g["token"]]) + TMP_GRACE_SECONDS
+            if written is not None and now > written + limit:
                 stale.append(rel)
             continue
         writer = f"{g['host']}~{g['pid']}~{g['start']}~{g['expires']}~{g['rand']}"

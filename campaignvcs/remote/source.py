@@ -13,10 +13,11 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from campaignvcs.errors import BadInput
-from campaignvcs.remote.layout import is_local, join
-from campaignvcs.remote.rclone import Rclone, redact
+from campaignvcs.remote.layout import is_local, join, redact
+from campaignvcs.remote.rclone import Rclone
 
 BP_METADATA = ("md.0", "mmd.0", "md.idx", "profiling.json")
 """What ADIOS2 embeds of a BP dataset (md.0/md.idx also for BP4); data.* never travels."""
@@ -136,8 +137,6 @@ _RFC3339 = re.compile(r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\
 
 def _ns(value: object) -> int:
     """rclone's RFC 3339 ModTime (nanosecond precision where the backend has it) → ns; 0 if absent."""
-    from datetime import datetime
-
     m = _RFC3339.match(str(value or ""))
     if not m:
         return 0

@@ -173,7 +173,8 @@ def _publish(camp: CampaignRepo, remote: Remote, old: bytes | None, head: bytes,
         left.discard(tmp_of[lay.ref_rel])
         if remote.read_ref() != head:
             raise RemoteError(
-                f"remote {remote.name} changed while its ref was written (a concurrent push without the lock?); "
+                f"remote {remote.name} changed while its ref was written "
+                "(a concurrent push without the lock?); "
                 "run 'camp pull', then push again"
             )
         fault(camp.fault, "push-after-ref")
@@ -196,7 +197,8 @@ def _check_fast_forward(camp: CampaignRepo, remote: Remote, old: bytes | None, h
         )
 
 
-def _stage(progress: Progress | None, what: str, before: int, total: int) -> Callable[[int, int], None] | None:
+def _stage(progress: Progress | None, what: str, before: int,
+           total: int) -> Callable[[int, int], None] | None:
     """Turn rclone's per-call byte counts into progress of a whole stage."""
     if progress is None:
         return None
@@ -266,7 +268,8 @@ def fetch(camp: CampaignRepo, remote: Remote, progress: Progress | None = None) 
         if todo:
             pack_dir = os.path.join(camp.git_dir, "objects", "pack")
             os.makedirs(pack_dir, exist_ok=True)
-            for name in todo:  # only after every pack and the history checked out; the index last, as git does
+            # Only after every pack and the history checked out; the index last, as git does.
+            for name in todo:
                 os.replace(os.path.join(incoming, name + ".pack"), os.path.join(pack_dir, name + ".pack"))
                 os.replace(os.path.join(incoming, name + ".idx"), os.path.join(pack_dir, name + ".idx"))
             camp.objects.refresh()  # what follows (a merge, a build) reads the new packs the fast way

@@ -13,10 +13,10 @@ import os
 import stat
 from collections.abc import Iterable
 
-from dulwich.objects import ObjectFormatException, object_class, parse_tree
+from dulwich.objects import ObjectFormatException, object_class
 
 from campaignvcs.errors import CampError
-from campaignvcs.gitobjects import TYPE_NUMBERS
+from campaignvcs.gitobjects import TYPE_NUMBERS, Entry, tree_items
 from campaignvcs.graph import ancestors, holds
 from campaignvcs.packreader import PackReader
 from campaignvcs.packwrite import PackFiles, write_pack
@@ -77,7 +77,7 @@ def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes
 
 
 class IncomingObjects:
-    """The objects a fetch can rely on: those of packs downloaded but not stored yet, then the repository's."""
+    """The objects a fetch can rely on: of packs downloaded but not stored yet, then the repository's."""
 
     def __init__(self, camp: CampaignRepo, folder: str | None, ids: set[bytes]) -> None:
         self.camp = camp
@@ -167,7 +167,8 @@ def check_history(camp: CampaignRepo, remote: str, ref: bytes, objects: Incoming
         if got is None:
             raise RemoteError(f"{incomplete} commit {oid.decode()} missing ({where})")
         if got[0] != b"commit":
-            raise RemoteError(f"{incomplete} object {oid.decode()} ({where}) is a {got[0].decode()}, not a commit")
+            raise RemoteError(f"{incomplete} object {oid.decode()} ({where}) is a {got[0].decode()}, "
+                              "not a commit")
         tree, parents = _parse_commit(got[1], oid, incomplete)
         trees[oid] = (tree, parents)
         stack.extend((p, f"parent of {oid.decode()[:10]}") for p in parents)
@@ -230,14 +231,13 @@ def _check_tree(objects: IncomingObjects, tree: bytes, olds: list[bytes], done: 
     done.add(tree)
 
 
-def _tree_entries(objects: IncomingObjects, tree: bytes, where: str,
-                  incomplete: str) -> dict[bytes, tuple[int, bytes]]:
+def _tree_entries(objects: IncomingObjects, tree: bytes, where: str, incomplete: str) -> dict[bytes, Entry]:
     got = objects.read(tree)
     if got is None:
         raise RemoteError(f"{incomplete} tree {tree.decode()} missing ({where})")
     if got[0] != b"tree":
         raise RemoteError(f"{incomplete} object {tree.decode()} ({where}) is a {got[0].decode()}, not a tree")
     try:
-        return {name: (mode, sha) for name, mode, sha in parse_tree(got[1], 20)}
+        return tree_items(got[1])
     except (ObjectFormatException, ValueError):
         raise RemoteError(f"{incomplete} tree {tree.decode()} is malformed ({where})") from None
