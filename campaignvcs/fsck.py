@@ -21,10 +21,11 @@ from dulwich.objects import Commit, ObjectFormatException, ShaFile, Tree, parse_
 
 from campaignvcs import layout
 from campaignvcs.errors import CampError
+from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.keys import OVERHEAD
 from campaignvcs.layout import embedded_entries
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
-from campaignvcs.repo import TREE_MODE, CampaignRepo
+from campaignvcs.repo import CampaignRepo
 
 
 @dataclass(frozen=True)

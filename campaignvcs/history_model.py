@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from campaignvcs import layout
+from campaignvcs.gitobjects import TREE_MODE, Entry
 from campaignvcs.model import Archive, Dataset, Host, Replica, TimeSeries
-from campaignvcs.repo import TREE_MODE, CampaignRepo, Entry
+from campaignvcs.repo import CampaignRepo
 
 # -- walking two trees ----------------------------------------------------------------
 

@@ -87,6 +87,9 @@ class ObjectStore:
     def close(self) -> None:
         """Release open files."""
 
+    def refresh(self) -> None:
+        """Notice packs another step added since objects were last read (a fetch stores whole packs)."""
+
     # -- writing -----------------------------------------------------------------------
 
     def add(self, type_num: int, raw: bytes, dense: bool = False) -> bytes:
@@ -274,6 +277,11 @@ class DiskObjectStore(ObjectStore):
         except BaseException:
             remove_quietly(tmp)
             raise
+
+    def refresh(self) -> None:
+        """Index packs added since the pack reader opened, so they are read fast (not through dulwich)."""
+        if self._reader is not None:
+            self._reader.refresh()
 
     def close(self) -> None:
         """Release the pack reader's maps."""

@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import make_data
-import pytest
 
 from campaignvcs.model import Dataset, EmbeddedFile, HostName, Replica
 from campaignvcs.repo import CampaignRepo

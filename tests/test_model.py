@@ -8,8 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaignvcs import layout
-from campaignvcs.model import (Archive, BlobId, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica,
-                               TarMember, dumps)
+from campaignvcs.model import (
+    Archive,
+    BlobId,
+    Dataset,
+    DatasetName,
+    EmbeddedFile,
+    Host,
+    HostName,
+    Replica,
+    TarMember,
+    dumps,
+)
 
 text = st.text(min_size=1, max_size=30)
 ns = st.integers(min_value=0, max_value=2**63 - 1)

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import subprocess
 
-from conftest_remote import remote_spec, rclone_servers  # noqa: F401  (fixtures)
+from conftest_remote import rclone_servers, remote_spec  # noqa: F401  (fixtures)
 
 from campaignvcs.repo import CampaignRepo
 

@@ -271,7 +271,8 @@ def test_fetch_refuses_a_ref_that_names_no_commit_and_changes_nothing(pair, camp
 
 def _replace_newest_pack(camp_repo_root, remote, leave_out) -> str:
     """Push a's new commit as a pack without one of its objects; returns the object left out."""
-    from campaignvcs.remote.sync import missing_objects, pack_for_push
+    from campaignvcs.graph import missing_objects
+    from campaignvcs.remote.transfer import pack_for_push
 
     with CampaignRepo.open(str(camp_repo_root)) as repo:
         head_id = repo.head()
@@ -355,3 +356,29 @@ def test_fsck_names_a_bad_remote_tracking_ref_and_the_command_that_clears_it(pai
     assert "refs/remotes/origin/main" in r.output and "'camp fetch origin'" in r.output
     camp("--repo", b, "fetch")
     camp("--repo", b, "fsck")
+
+
+def test_a_clone_reads_a_remote_pack_that_git_deltified(camp, local_remote, tmp_path):  # noqa: F811
+    """Packs camp writes are undeltified; a remote whose history stock git repacked has deltas (trees too)."""
+    data = tmp_path / "many"
+    data.mkdir()
+    for i in range(60):
+        (data / f"d{i:02}.txt").write_text(f"notes {i}\n")
+    a = tmp_path / "a"
+    camp("init", a, "--name", "proj/run_001", "--host", "laptop")
+    camp("--repo", a, "add", *[f"d{i:02}.txt" for i in range(30)], "-m", "first half", cwd=data)
+    camp("--repo", a, "add", *[f"d{i:02}.txt" for i in range(30, 60)], "-m", "second half", cwd=data)
+    camp("--repo", a, "remote", "add", "origin", local_remote.url)
+    camp("--repo", a, "push", "--no-build")
+    history = local_remote.backing / "proj" / "run_001.camp"
+    (history / "HEAD").write_text("ref: refs/heads/main\n")
+    repack = git(history, "--git-dir", str(history), "repack", "-a", "-d", "-f", "--window=250", "--depth=50")
+    assert repack.returncode == 0, repack.stderr
+    (history / "HEAD").unlink()
+    packs = list((history / "objects" / "pack").glob("*.pack"))
+    assert len(packs) == 1
+    listing = git(history, "verify-pack", "-v", str(packs[0])).stdout.splitlines()
+    assert any(len(line.split()) == 7 and line.split()[1] in ("tree", "commit") for line in listing), listing
+    camp("clone", local_remote.url, tmp_path / "b", "--host", "laptop", "--no-build", cwd=tmp_path)
+    assert head(tmp_path / "b") == head(a)
+    assert manifest(tmp_path / "b", "d42.txt") == manifest(a, "d42.txt")

@@ -11,9 +11,10 @@ import time
 import pytest
 from conftest_remote import rclone_servers  # noqa: F401  (fixture)
 
+from campaignvcs.remote.endpoint import Remote
 from campaignvcs.remote.layout import RemoteLayout
+from campaignvcs.remote.lease import RemoteLease, RemoteLocked
 from campaignvcs.remote.rclone import Rclone, RemoteError, find_binary, redact
-from campaignvcs.remote.sync import Remote, RemoteLease, RemoteLocked
 from campaignvcs.repo import CampaignRepo
 
 EVIL = ["$(touch INJECTED)", '";touch INJECTED;"']
@@ -258,7 +259,7 @@ def test_missing_credentials_are_named_with_the_fix(campaign, camp):
 
 
 def test_only_this_campaigns_temporaries_of_writers_that_are_gone_are_swept(tmp_path):
-    from campaignvcs.remote.sync import TMP_GRACE_SECONDS, stale_tmps, sweep_remote
+    from campaignvcs.remote.lease import TMP_GRACE_SECONDS, stale_tmps, sweep_remote
     from campaignvcs.tempfiles import hostname, process_start
 
     remote = _remote(tmp_path)

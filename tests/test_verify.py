@@ -12,8 +12,9 @@ import make_data
 import pytest
 
 from campaignvcs import layout
+from campaignvcs.gitobjects import BLOB_MODE
 from campaignvcs.model import Archive, BlobId, Host, TimeSeries
-from campaignvcs.repo import BLOB_MODE, CampaignRepo
+from campaignvcs.repo import CampaignRepo
 
 IDENTITY = b"Test Scientist <scientist@example.org>"
 

@@ -31,8 +31,9 @@ from campaignvcs.porcelain.edits import (
 )
 from campaignvcs.porcelain.replicas import ReplicaAdded, record_replica
 from campaignvcs.porcelain.workspace import resolve_host_name
-from campaignvcs.repo import CampaignRepo, atomic_write
+from campaignvcs.repo import CampaignRepo
 from campaignvcs.tarmatch import ArchivedDataset, Skipped, TarMatch, ends_in_member, match_tar
+from campaignvcs.tempfiles import atomic_write
 
 __all__ = ["ArchiveAdded", "ArchiveInfo", "ArchivedDataset", "Skipped", "TarIndexWritten", "archive_add",
            "archive_list", "archive_replica", "tar_index"]

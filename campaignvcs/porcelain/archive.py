@@ -16,9 +16,10 @@ from campaignvcs.aca.extras import extras_for_build
 from campaignvcs.aca.rules import RULES_VERSION
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, CampError
+from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.model import KINDS, Dataset
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.repo import TREE_MODE, CampaignRepo
+from campaignvcs.repo import CampaignRepo
 
 ACA_SUFFIX = ".aca"
 
@@ -55,7 +56,7 @@ def build(
     rev: str | None = None,
     output: str | None = None,
     omit_deleted: bool = True,
-    repo: str | None = None,
+    repo: str | CampaignRepo | None = None,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     exclude_kinds: tuple[str, ...] = (),
@@ -85,6 +86,7 @@ def build(
     result's ``warnings`` say which and why (docs/build.md). With ``check`` the installed
     ADIOS2 opens the result in a child process (``result.check``). ``CAMP_FAULT`` in
     ``env`` (tests only) kills the process at a named point, as ``kill -9`` would.
+    ``repo`` may be an open repository (push and pull build with theirs; it is left open).
     """
     unknown = [k for k in exclude_kinds if k not in KINDS]
     if unknown:

@@ -15,9 +15,10 @@ from dulwich.objects import Commit
 from campaignvcs import history_model as hm
 from campaignvcs import layout
 from campaignvcs.errors import BadInput
+from campaignvcs.gitobjects import TREE_MODE, Entry
 from campaignvcs.model import Dataset, Host, TimeSeries
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.repo import TREE_MODE, CampaignRepo, Entry
+from campaignvcs.repo import CampaignRepo
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from campaignvcs.hooks import (
     run_hook,
 )
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.repo import CampaignRepo, atomic_write
+from campaignvcs.repo import CampaignRepo
+from campaignvcs.tempfiles import atomic_write
 
 HOOK_MODE = 0o755
 

@@ -133,7 +133,7 @@ def fsck(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str]
     """
     env = environ(env)
     with open_repo(repo, cwd, env) as camp:
-        from campaignvcs.porcelain.sync import remote_ref_problems  # loaded only for fsck
+        from campaignvcs.porcelain.remote_status import remote_ref_problems  # loaded only for fsck
 
         c = Fsck(camp, dict(remote_ref_problems(camp)))
         c.run()

@@ -15,9 +15,13 @@ import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from campaignvcs.aca.read import read_provenance
 from campaignvcs.config import load_user_config
 from campaignvcs.errors import BadInput, CampError
-from campaignvcs.porcelain.common import environ
+from campaignvcs.porcelain.common import environ, open_repo
+from campaignvcs.remote.config import remote_urls
+from campaignvcs.remote.layout import redact
+from campaignvcs.repo import CampaignRepo
 
 ACA_SUFFIX = ".aca"
 Progress = Callable[[str, int, int], None]
@@ -127,7 +131,7 @@ def store_pull(remote: str, pattern: str | None = None, repo: str | None = None,
     Each archive appears atomically (downloaded beside its place, then renamed), so
     ADIOS2 never opens half a file; the ``.camp`` histories are never downloaded.
     """
-    from campaignvcs.remote.rclone import Rclone, redact
+    from campaignvcs.remote.rclone import Rclone  # heavy (ssl, http.client): only store pull needs it
 
     env = environ(env)
     cwd = cwd or os.getcwd()
@@ -153,12 +157,9 @@ def store_pull(remote: str, pattern: str | None = None, repo: str | None = None,
 
 def _remote_url(remote: str, repo: str | None, cwd: str, env: Mapping[str, str]) -> str:
     """A remote name of the campaign here (if there is one) → its URL; anything else is an rclone path."""
-    from campaignvcs.porcelain.common import open_repo
-    from campaignvcs.porcelain.sync import _remotes
-
     try:
         with open_repo(repo, cwd, env) as camp:
-            url = _remotes(camp).get(remote)
+            url = remote_urls(camp).get(remote)
     except CampError:
         if repo is not None:
             raise
@@ -194,8 +195,6 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def _entry(store: str, name: str, heads: dict[str, str | None], env: Mapping[str, str]) -> StoreEntry:
-    from campaignvcs.aca.read import read_provenance
-
     path = os.path.join(store, name + ACA_SUFFIX)
     st = os.stat(path)
     built = read_provenance(path)
@@ -211,8 +210,6 @@ def _entry(store: str, name: str, heads: dict[str, str | None], env: Mapping[str
 def _head_of(repository: str, heads: dict[str, str | None], env: Mapping[str, str]) -> str | None:
     """HEAD of a campaign repository (cached per listing); None if it is gone or not a campaign."""
     if repository not in heads:
-        from campaignvcs.repo import CampaignRepo
-
         try:
             with CampaignRepo.open(repository) as camp:
                 head = camp.head()

@@ -376,7 +376,7 @@ class Status:
     staged: list[Change] = field(default_factory=list)
     unstaged: list[Change] = field(default_factory=list)
     tracking: str | None = None
-    """``<remote>/main`` as last fetched or pushed (porcelain.sync.tracking), with counts."""
+    """``<remote>/main`` as last fetched or pushed (porcelain.remote_status.tracking), with counts."""
     ahead: int = 0
     behind: int = 0
     merging: bool = False
@@ -401,7 +401,8 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
                             for state, name, path in cache.changed_on_host(here, content_digests)]
             finally:
                 cache.close()
-        from campaignvcs.porcelain.sync import merge_head, remote_ref_problems, tracking, unresolved
+        from campaignvcs.porcelain.merging import merge_head, unresolved
+        from campaignvcs.porcelain.remote_status import remote_ref_problems, tracking
 
         track = tracking(camp)
         return Status(
@@ -513,10 +514,10 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     """Commit the staging area inside a transaction. ``before`` runs once there is something to commit."""
     camp = tx.repo
     parents: list[bytes] = []
-    # A pull may have left a merge to finish (porcelain.sync keeps it in MERGE_HEAD); the
-    # check comes first because importing the sync module costs more than a commit.
+    # A pull may have left a merge to finish (porcelain.merging keeps it in MERGE_HEAD); the
+    # check comes first because importing that module costs more than a commit.
     if os.path.exists(os.path.join(camp.camp_dir, "MERGE_HEAD")):
-        from campaignvcs.porcelain.sync import merge_parents
+        from campaignvcs.porcelain.merging import merge_parents
 
         parents = merge_parents(camp)
     changes = camp.staged_changes()
@@ -527,7 +528,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
         before()
     oid = tx.commit(message, identity(camp, env), merge_parents=parents)
     if parents:
-        from campaignvcs.porcelain.sync import end_merge
+        from campaignvcs.porcelain.merging import end_merge
 
         end_merge(camp)
     count = sum(1 for p in changes if layout.dataset_name_of(p) is not None)

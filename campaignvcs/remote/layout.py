@@ -1,4 +1,4 @@
-"""Where a campaign lives on a remote, and what a remote URL may be.
+"""Where a campaign lives on a remote, what a remote URL may be, and how one is shown.
 
 ::
 
@@ -13,6 +13,10 @@ Files are uploaded under ``tmp-*`` names and renamed into place; readers ignore 
 A temporary name says who wrote it and until when it may still be in use
 (``tmp-<host>~<pid>~<start>~<expires>~<random>-<name>``, see :func:`tmp_writer`), so the
 next push can remove a killed push's leftovers without touching a live one's.
+
+Pure path and text rules: nothing here runs rclone, so :mod:`~campaignvcs.remote.rclone`
+builds on this module and ``camp status`` can show remote URLs (:func:`redact`) without
+loading the transfer code.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from campaignvcs.errors import BadInput
 
 PACK_RE = re.compile(r"^pack-([0-9a-f]{40})\.(pack|idx)$")
 """A finished pack or index on the remote; anything else in the folder is ignored."""
-HEX40 = re.compile(rb"^[0-9a-f]{40}$")
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TMP_RE = re.compile(
     r"^tmp-(?P<host>[A-Za-z0-9._-]+)~(?P<pid>[0-9]+)~(?P<start>[0-9]+)~(?P<expires>[0-9]+)~(?P<rand>[0-9a-f]+)"
@@ -38,6 +41,26 @@ LEGACY_TMP_RE = re.compile(r"^tmp-(?P<token>[0-9a-f]{16})-(?P<rest>.+)$")
 _HOST_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _RCLONE_REMOTE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_. -]*:")
 """``name:`` prefix of a configured rclone remote (rclone's own rule for remote names)."""
+_SECRET_NAME = r"[A-Za-z0-9_]*(?:pass|secret|token|key|sas|credential|auth|bearer|cookie)[A-Za-z0-9_]*"
+_SECRET_PARAM = re.compile(
+    r"(?i)(?P<name>(?<![A-Za-z0-9_])" + _SECRET_NAME + r")(?P<eq>\s*=\s*)"
+    r"(?P<value>'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[^,:\s'\"\]}]*)"
+)
+_SECRET_FLAG = re.compile(
+    r"(?i)(?P<name>--[A-Za-z0-9-]*(?:pass|secret|token|key)[A-Za-z0-9-]*)(?P<eq>[ =])(?P<value>\S+)"
+)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of credential-like parameters replaced by ``***``.
+
+    Covers rclone connection strings (``:sftp,host=h,pass=XYZ:path``), ``--*-pass VALUE``
+    flags and ``scheme://user:password@host`` URLs.
+    """
+    text = _SECRET_PARAM.sub(lambda m: m.group("name") + m.group("eq") + "***", text)
+    text = _SECRET_FLAG.sub(lambda m: m.group("name") + m.group("eq") + "***", text)
+    return _URL_USERINFO.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
 
 
 def join(base: str, *parts: str) -> str:
@@ -179,20 +202,3 @@ def tmp_writer(host: str, pid: int, start: str, expires: int, rand: str) -> str:
     the writer cannot be checked from here: then ``expires`` decides).
     """
     return f"{_HOST_UNSAFE.sub('_', host) or '_'}~{pid}~{start if start.isdigit() else '0'}~{int(expires)}~{rand}"
-
-
-def parse_ref(data: bytes | None, where: str) -> bytes | None:
-    """The commit id a remote ref file holds (None when absent)."""
-    if data is None:
-        return None
-    value = data.strip()
-    if not HEX40.match(value):
-        from campaignvcs.remote.rclone import RemoteError, redact
-
-        raise RemoteError(f"{redact(where)}: not a commit id (the remote ref is damaged)")
-    return value
-
-
-def archive_name_of(camp_folder: str) -> str:
-    """``proj/run_001`` for a ``.../proj/run_001.camp`` folder path relative to a remote root."""
-    return camp_folder[: -len(".camp")] if camp_folder.endswith(".camp") else camp_folder

@@ -26,9 +26,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from campaignvcs.errors import CampError
-from campaignvcs.remote.layout import join
+from campaignvcs.remote.layout import join, redact
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while rclone transfers."""
@@ -49,32 +50,11 @@ MIN_BYTES_PER_SECOND = 256 * 1024
 DAEMON_START_SECONDS = 5.0
 NOT_FOUND_CODES = (3, 4)
 """rclone's exit codes for "directory not found" and "file not found"."""
-
-_SECRET_NAME = r"[A-Za-z0-9_]*(?:pass|secret|token|key|sas|credential|auth|bearer|cookie)[A-Za-z0-9_]*"
-_SECRET_PARAM = re.compile(
-    r"(?i)(?P<name>(?<![A-Za-z0-9_])" + _SECRET_NAME + r")(?P<eq>\s*=\s*)"
-    r"(?P<value>'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[^,:\s'\"\]}]*)"
-)
-_SECRET_FLAG = re.compile(r"(?i)(?P<name>--[A-Za-z0-9-]*(?:pass|secret|token|key)[A-Za-z0-9-]*)(?P<eq>[ =])(?P<value>\S+)")
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
-
-
 _FS_PREFIX = re.compile(r'^Failed to create file system for ".*?": ')
 
 
 class RemoteError(CampError):
     """rclone failed, or a remote holds something camp cannot use."""
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of credential-like parameters replaced by ``***``.
-
-    Covers rclone connection strings (``:sftp,host=h,pass=XYZ:path``), ``--*-pass VALUE``
-    flags and ``scheme://user:password@host`` URLs.
-    """
-    text = _SECRET_PARAM.sub(lambda m: m.group("name") + m.group("eq") + "***", text)
-    text = _SECRET_FLAG.sub(lambda m: m.group("name") + m.group("eq") + "***", text)
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
 
 
 def find_binary(env: Mapping[str, str]) -> str:
@@ -190,13 +170,16 @@ class Rclone:
         self._run(["deletefile", "--", join(base, rel)], what=what, missing_ok=True)
 
     def lsjson(self, base: str, rel: str, folders: bool = False) -> list[dict[str, object]]:
-        """Files (and with ``folders`` also folders) directly in the remote folder ``rel`` (a missing folder is empty)."""
+        """Files (and with ``folders`` also folders) directly in the remote folder ``rel``.
+
+        A missing folder is empty.
+        """
         what = f"cannot list {join(base, rel)}"
         daemon = self._rc()
         if daemon is not None:
             answer = daemon.call("operations/list", {"fs": base, "remote": rel, "opt": {"filesOnly": not folders}},
                                  what, missing_ok=True)
-            listing = answer.get("list") if answer else []
+            listing: Any = answer.get("list") if answer else []
         else:
             only = [] if folders else ["--files-only"]
             code, out = self._run(["lsjson", *only, "--", join(base, rel)], what=what, missing_ok=True)

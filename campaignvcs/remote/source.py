@@ -13,10 +13,11 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from campaignvcs.errors import BadInput
-from campaignvcs.remote.layout import is_local, join
-from campaignvcs.remote.rclone import Rclone, redact
+from campaignvcs.remote.layout import is_local, join, redact
+from campaignvcs.remote.rclone import Rclone
 
 BP_METADATA = ("md.0", "mmd.0", "md.idx", "profiling.json")
 """What ADIOS2 embeds of a BP dataset (md.0/md.idx also for BP4); data.* never travels."""
@@ -95,10 +96,10 @@ def find(rclone: Rclone, root: SourceRoot, name: str) -> RemoteEntry:
     if found is None:
         raise BadInput(f"{join(redact(root.url), name)}: no such file or folder")
     if not found.get("IsDir"):
-        return RemoteEntry(name, False, int(found.get("Size") or 0), _ns(found.get("ModTime")), ())
+        return RemoteEntry(name, False, _int(found.get("Size")), _ns(found.get("ModTime")), ())
     listing = rclone.lsjson(root.url, name)
     files = {str(e.get("Name")): e for e in listing}
-    size = sum(int(e.get("Size") or 0) for e in listing)
+    size = sum(_int(e.get("Size")) for e in listing)
     idx = files.get("md.idx")
     mtime = _ns(idx.get("ModTime")) if idx else max((_ns(e.get("ModTime")) for e in listing), default=0)
     return RemoteEntry(name, True, size, mtime, tuple(sorted(files)))
@@ -136,8 +137,6 @@ _RFC3339 = re.compile(r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\
 
 def _ns(value: object) -> int:
     """rclone's RFC 3339 ModTime (nanosecond precision where the backend has it) → ns; 0 if absent."""
-    from datetime import datetime
-
     m = _RFC3339.match(str(value or ""))
     if not m:
         return 0
@@ -145,3 +144,8 @@ def _ns(value: object) -> int:
     seconds = int(datetime.fromisoformat(m.group("base") + tz).timestamp())
     frac = (m.group("frac") or "0")[:9].ljust(9, "0")
     return seconds * 1_000_000_000 + int(frac)
+
+
+def _int(value: object) -> int:
+    """A size from rclone's listing (a JSON number; missing or null counts as 0)."""
+    return int(value) if isinstance(value, int | float | str) and value != "" else 0

@@ -1,0 +1,110 @@
+"""Walks over the commit graph: ancestry, merge bases, and the objects one side lacks.
+
+Push (what to send, is it a fast-forward), pull (fast-forward or merge, from which base),
+fetch (which history is already vouched for) and ``camp status`` (ahead/behind) all ask
+these questions of the local repository; none of them is remote-specific.
+"""
+
+from __future__ import annotations
+
+import os
+
+from campaignvcs.gitobjects import TREE_MODE
+from campaignvcs.repo import CampaignRepo
+
+
+def ancestors(camp: CampaignRepo, start: bytes | None) -> set[bytes]:
+    """Every commit reachable from ``start`` (inclusive)."""
+    seen: set[bytes] = set()
+    stack = [start] if start else []
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        stack.extend(camp.read_commit(oid).parents)
+    return seen
+
+
+def is_ancestor(camp: CampaignRepo, older: bytes, newer: bytes) -> bool:
+    """True when ``older`` is reachable from ``newer``."""
+    return older == newer or older in ancestors(camp, newer)
+
+
+def merge_base(camp: CampaignRepo, a: bytes, b: bytes) -> bytes | None:
+    """The best common ancestor of ``a`` and ``b`` (the newest when there are several)."""
+    common = ancestors(camp, a) & ancestors(camp, b)
+    if not common:
+        return None
+    below: set[bytes] = set()
+    for oid in common:
+        for parent in camp.read_commit(oid).parents:
+            below |= ancestors(camp, parent)
+    best = common - below or common
+    return max(best, key=lambda c: (camp.read_commit(c).commit_time, c))
+
+
+def ahead_behind(camp: CampaignRepo, head: bytes | None, other: bytes | None) -> tuple[int, int]:
+    """(commits only in ``head``, commits only in ``other``)."""
+    if head == other:
+        return 0, 0
+    mine, theirs = ancestors(camp, head), ancestors(camp, other)
+    return len(mine - theirs), len(theirs - mine)
+
+
+def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> list[bytes]:
+    """Objects reachable from ``head`` that a repository holding ``have``'s history lacks.
+
+    Each new commit's tree is compared with its parents' trees path by path and only
+    subtrees that differ are entered, so a one-dataset change costs a handful of tree
+    reads, not a walk of the whole campaign. An object that moved to another path is
+    sent again (harmless: git allows duplicates across packs).
+    """
+    known = ancestors(camp, have)
+    new_commits: list[bytes] = []
+    seen: set[bytes] = set()
+    stack = [head]
+    while stack:
+        oid = stack.pop()
+        if oid in seen or oid in known:
+            continue
+        seen.add(oid)
+        new_commits.append(oid)
+        stack.extend(camp.read_commit(oid).parents)
+    out: list[bytes] = []
+    sent: set[bytes] = set()
+    for oid in new_commits:
+        commit = camp.read_commit(oid)
+        out.append(oid)
+        parents = [camp.read_commit(p).tree for p in commit.parents]
+        _new_in_tree(camp, commit.tree, parents, out, sent)
+    return out
+
+
+def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[bytes],
+                 sent: set[bytes]) -> None:
+    if tree in olds or tree in sent:
+        return
+    sent.add(tree)
+    out.append(tree)
+    old_entries = [camp.tree_entries(o) for o in olds]
+    for name, (mode, oid) in sorted(camp.tree_entries(tree).items()):
+        prev = [e[name] for e in old_entries if name in e]
+        if any(p[1] == oid for p in prev):
+            continue
+        if mode == TREE_MODE:
+            _new_in_tree(camp, oid, [p[1] for p in prev if p[0] == TREE_MODE], out, sent)
+        elif oid not in sent:
+            sent.add(oid)
+            out.append(oid)
+
+
+def holds(camp: CampaignRepo, oid: bytes) -> bool:
+    """Whether the repository itself holds the object (loose or packed), without reading it."""
+    text = oid.decode()
+    if os.path.exists(os.path.join(camp.git_dir, "objects", text[:2], text[2:])):
+        return True
+    try:
+        return bool(camp.store.contains_packed(oid))
+    except Exception:  # noqa: BLE001 - an unreadable index: as good as absent here (fsck names it)
+        return False
