@@ -23,13 +23,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import missing_part, requires
 
 from campaignvcs.connector import peers
 from campaignvcs.connector.tunnel import proxy_command_line
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HAVE_SSHD = os.path.exists(SSHD) and shutil.which("ssh-keygen") is not None
-needs_sshd = pytest.mark.skipif(not HAVE_SSHD, reason="openssh-server is not installed (scripts/system-deps.sh)")
+SSHD_WHY = "openssh-server (sshd, ssh-keygen); as root, bash scripts/system-deps.sh installs it"
+needs_sshd = requires(HAVE_SSHD, SSHD_WHY)
 IS_ROOT = os.getuid() == 0
 SETPRIV = shutil.which("setpriv")
 
@@ -363,7 +365,6 @@ class SSHServer:
 
     def __init__(self, root: Path):
         self.root = root
-        self.port = free_port()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         for name in ("host_key", "user_key", "other_host_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(root / name)],
@@ -373,6 +374,15 @@ class SSHServer:
         self.other_pub = (root / "other_host_key.pub").read_text().split()[:2]
         (root / "standin.py").write_text(STANDIN)
         (root / "relay.py").write_text(RELAY)
+        for _ in range(3):  # a free port can be taken by another process before sshd binds it
+            if self._start():
+                return
+        raise RuntimeError("sshd did not start: " + (root / "sshd.log").read_text())
+
+    def _start(self) -> bool:
+        """Start sshd on a free port; False if it exited at once (its port taken meanwhile)."""
+        root = self.root
+        self.port = free_port()
         config = root / "sshd_config"
         config.write_text(textwrap.dedent(f"""\
             Port {self.port}
@@ -390,8 +400,6 @@ class SSHServer:
             MaxStartups 100
             LogLevel VERBOSE
         """))
-        if IS_ROOT:
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation folder
         self.log = open(root / "sshd.log", "wb")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 20
@@ -399,10 +407,13 @@ class SSHServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                     if s.recv(64).startswith(b"SSH-"):
-                        break
+                        return True
             except OSError:
                 pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                return False
+            if time.monotonic() > deadline:
                 raise RuntimeError("sshd did not start: " + (root / "sshd.log").read_text())
             time.sleep(0.05)
 
@@ -433,7 +444,9 @@ class SSHServer:
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     if not HAVE_SSHD:
-        pytest.skip("openssh-server is not installed (scripts/system-deps.sh installs it)")
+        missing_part(SSHD_WHY)
+    if IS_ROOT and not os.path.isdir("/run/sshd"):  # made at boot by the system; a test does not change it
+        missing_part("sshd's privilege-separation folder /run/sshd; as root, scripts/system-deps.sh makes it")
     server = SSHServer(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()

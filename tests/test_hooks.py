@@ -16,7 +16,6 @@ from pathlib import Path
 import make_data
 import pytest
 
-from campaignvcs.cli import COMMANDS
 from campaignvcs.hooks import HOOK_NAMES, HookRefused, declared_hook_point, ready_hooks, run_hook
 from campaignvcs.repo import CampaignRepo
 
@@ -284,14 +283,6 @@ def test_build_on_commit_rebuilds_the_archive_after_each_commit(campaign, camp, 
     assert git(campaign, "log", "-1", "--format=%s").strip() == "notes"
 
 
-def _push_runs_pre_push_hooks() -> bool:
-    import inspect
-
-    from campaignvcs.porcelain import sync
-
-    return "pre-push" in inspect.getsource(sync)
-
-
 def test_verify_before_push_refuses_when_a_local_replica_changed(campaign, camp, data):
     install(campaign, "pre-push", (READY / "verify-before-push").read_text())
     camp("--repo", campaign, "add", "-m", "heat", "heat.bp", "notes.txt", cwd=data)
@@ -305,14 +296,11 @@ def test_verify_before_push_refuses_when_a_local_replica_changed(campaign, camp,
             run_hook(repo, "pre-push", env, commit=repo.head(), extra={"CAMP_REMOTE": "origin"})
     assert str(info.value) == ("pre-push hook refused: verified 2 replicas on laptop: 1 does not match; "
                                "not pushing (camp verify lists them)")
-    if "push" not in COMMANDS or not _push_runs_pre_push_hooks():
-        pytest.skip("camp push does not run pre-push hooks yet (porcelain/sync.py): checked through run_hook only")
     camp("remote", "add", "origin", data.parent / "remote", cwd=campaign)
     r = camp("--repo", campaign, "push", ok=False)
     assert r.exit_code == 1 and r.stderr.startswith("camp: error: pre-push hook refused: verified 2 replicas")
 
 
-@pytest.mark.skipif("push" not in COMMANDS, reason="camp push is not available yet")
 def test_push_on_commit_publishes_each_commit(campaign, camp, data, tmp_path, monkeypatch):
     monkeypatch.setenv("CAMP_HOOK_TIMEOUT", "60")  # a hung push fails the test instead of blocking it
     remote = tmp_path / "remote"

@@ -18,6 +18,7 @@ import zlib
 
 import pytest
 import yaml
+from helpers import manifest
 from nacl.secret import SecretBox
 
 from campaignvcs.repo import CampaignRepo
@@ -44,11 +45,6 @@ def finish(proc):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     return out
-
-
-def manifest(root, name):
-    with CampaignRepo.open(str(root)) as repo:
-        return repo.dataset(name)
 
 
 def blob(root, oid):
