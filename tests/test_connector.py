@@ -149,6 +149,18 @@ class Connector:
     """``camp connect`` as a subprocess, logging to files; optionally on a pseudo-terminal."""
 
     def __init__(self, tmp: Path, *args: str, tty: bool = False):
+        for _ in range(3):  # a free port can be taken by another process before the connector binds it
+            self._start(tmp, args, tty)
+            try:
+                self.wait_for("listening on", stream="out")
+                return
+            except AssertionError:
+                if "is in use" not in self.text():
+                    raise
+                self.stop()
+        raise AssertionError(f"no free port for the connector: {self.text()}")
+
+    def _start(self, tmp: Path, args: tuple[str, ...], tty: bool) -> None:
         self.port = free_port()
         self.out = tmp / f"connect-{self.port}.out"
         self.err = tmp / f"connect-{self.port}.err"
@@ -171,7 +183,6 @@ class Connector:
         if tty:
             os.close(slave)
             threading.Thread(target=self._read_terminal, daemon=True).start()
-        self.wait_for("listening on", stream="out")
 
     def _read_terminal(self) -> None:
         while True:

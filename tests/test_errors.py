@@ -139,11 +139,12 @@ def test_signal_at_many_points_of_a_large_add(campaign, many_files, signum, stat
     before = head(campaign)
     interrupted = 0
     for fraction in fractions:
-        proc, err, _ = timed_add(campaign, files, cwd, signum, after=fraction * took)
+        proc, err, ran = timed_add(campaign, files, cwd, signum, after=fraction * took)
         assert "Traceback" not in err
         now = staged(campaign)
         if proc.returncode == 0:
             assert now == files
+            took = min(took, ran)  # the machine got faster (other load ended): aim the next ones earlier
         elif proc.returncode == -signum and err == "" and now == files:
             # Known source defect (reported in issue 15, for cli.main): a signal that lands after the
             # add is done, while the interpreter shuts down (Python has restored the default
@@ -152,7 +153,7 @@ def test_signal_at_many_points_of_a_large_add(campaign, many_files, signum, stat
             pass
         else:
             interrupted += 1
-            assert proc.returncode == status, err
+            assert proc.returncode == status, (fraction, proc.returncode, err)
             assert lines(err) == [message]
             assert now in ([], files)  # all or nothing: the staging area is replaced in one rename
         assert head(campaign) == before
@@ -163,7 +164,7 @@ def test_signal_at_many_points_of_a_large_add(campaign, many_files, signum, stat
             before = head(campaign)
             for p in many_files.iterdir():
                 p.write_text(p.read_text() + "again\n")
-    assert interrupted >= len(fractions) // 2, "the add ended before most signals: make it longer"
+    assert interrupted >= len(fractions) // 2, f"adds ended before the signals ({took:.2f} s): make it longer"
 
 
 def test_ctrl_c_in_process_is_one_line_and_130(campaign, camp, monkeypatch):
