@@ -10,7 +10,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import make_data
@@ -323,18 +322,24 @@ def test_slurm_epilog_records_job_outputs_and_retries_while_locked(campaign, cam
     make_data.make_text(str(job / "out" / "log.txt"))
     env = tool_env(CAMP_REPO=str(campaign), SLURM_JOB_ID="4242", SLURM_JOB_NAME="heat",
                    SLURM_CLUSTER_NAME="frontier", CAMP_EPILOG_PAUSE="0.2")
-    # Another job holds the repository lock for 4 s (longer than camp's 3 s wait).
+    # Another job holds the repository lock (longer than camp's 3 s wait): until the epilog says it
+    # will try again (not a fixed time, which a slow machine could spend before camp even waits).
     lock = campaign / ".git" / "camp" / "lock"
     lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")
-    release = threading.Timer(4.0, lambda: lock.unlink())
-    release.start()
+    proc = subprocess.Popen([str(READY / "slurm-epilog"), "out/run.bp", "out/log.txt"], cwd=job, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        r = subprocess.run([str(READY / "slurm-epilog"), "out/run.bp", "out/log.txt"], cwd=job, env=env,
-                           capture_output=True, text=True, timeout=60)
+        said = []
+        for line in proc.stderr:
+            said.append(line)
+            if "slurm-epilog: campaign is locked; try 2/6 in" in line:
+                break
     finally:
-        release.join()
-    assert r.returncode == 0, r.stderr
-    assert "slurm-epilog: campaign is locked; try 2/6 in" in r.stderr
+        lock.unlink()
+    _, rest = proc.communicate(timeout=60)
+    stderr = "".join(said) + rest
+    assert proc.returncode == 0, stderr
+    assert "slurm-epilog: campaign is locked; try 2/6 in" in stderr
     assert git(campaign, "log", "-1", "--format=%s").strip() == "job 4242: heat on frontier"
     with CampaignRepo.open(str(campaign)) as repo:
         (rep,) = repo.dataset("out/run.bp", repo.head()).replicas
