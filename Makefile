@@ -31,7 +31,10 @@ TEST_TMP ?= $(or $(TMPDIR),/tmp)/camp-tests-$(shell id -u)-$(notdir $(CURDIR))
 # Changes nothing outside this folder and TEST_TMP: system packages for the real parts (sshd,
 # git) are installed by `.ci/run` (or by you: sudo bash scripts/system-deps.sh); without them
 # those tests are skipped here and say which part is missing. The strict site build is one of
-# the tests (tests/test_docs.py).
+# the tests (tests/test_docs.py). Bytecode is cached in TEST_TMP whatever PYTHONDONTWRITEBYTECODE
+# says (never beside the sources): the suite starts camp hundreds of times, and pytest rewrites the
+# asserts of every test module in every worker.
 test: $(VENV)/.installed
 	mkdir -p $(TEST_TMP)
-	PYTEST_DEBUG_TEMPROOT=$(TEST_TMP) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist worksteal
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(TEST_TMP)/pycache PYTEST_DEBUG_TEMPROOT=$(TEST_TMP) \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist worksteal
