@@ -12,7 +12,11 @@ from click.testing import CliRunner, Result
 from hypothesis import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIM = os.path.join(ROOT, "tests", "pythonpath")
+
+# Every Python process the tests start (module- and session-scoped fixtures' too) moves the
+# reference tool's fixed /tmp files aside: see pythonpath/sitecustomize.py.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [os.path.join(ROOT, "tests", "pythonpath"), os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import make_data  # noqa: E402
@@ -49,8 +53,6 @@ def clean_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("CAMP_AUTHOR_NAME", "Test Scientist")
     monkeypatch.setenv("CAMP_AUTHOR_EMAIL", "scientist@example.org")
-    # Python processes the test starts move the reference tool's fixed /tmp files aside (pythonpath/).
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [SHIM, os.environ.get("PYTHONPATH")])))
     return home
 
 
