@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from camp_process import foreground_signals
 from helpers import missing_part, requires
 
 from campaignvcs.connector import peers
@@ -171,12 +172,13 @@ class Connector:
             self.master, slave = os.openpty()
 
             def controlling_tty():
+                foreground_signals()
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
             kwargs = {"stdin": slave, "preexec_fn": controlling_tty}
         else:
-            kwargs = {"stdin": subprocess.DEVNULL}
+            kwargs = {"stdin": subprocess.DEVNULL, "preexec_fn": foreground_signals}
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kwargs)
         self.terminal = b""

@@ -17,7 +17,16 @@ import subprocess
 import time
 
 import pytest
-from camp_process import CAMP, assert_healthy, catches, run, start, unprivileged, wait_until
+from camp_process import (
+    CAMP,
+    assert_healthy,
+    catches,
+    foreground_signals,
+    run,
+    start,
+    unprivileged,
+    wait_until,
+)
 from helpers import assert_one_line_error, missing_part, requires
 
 
@@ -109,8 +118,11 @@ def test_a_signal_ignored_at_start_stays_ignored(campaign, camp, data, tmp_path)
     hook.parent.mkdir(parents=True, exist_ok=True)
     hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 1\n")
     hook.chmod(0o755)
-    proc = start("--repo", campaign, "add", "-m", "heat", "heat.bp", cwd=data,
-                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    def nohup():
+        foreground_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = start("--repo", campaign, "add", "-m", "heat", "heat.bp", cwd=data, preexec_fn=nohup)
     try:
         assert wait_until(marker.exists)
         proc.send_signal(signal.SIGHUP)
