@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Debian packages the tests use for real components (git; openssh-server for the connector tests).
-# Installs what is missing when run as root; otherwise only reports.
+# Debian packages the tests use as real parts: git (stock git reads campaigns), openssh-server
+# (a real sshd for the connector tests), util-linux (setpriv: root without its permission
+# bypass), tar. Also sshd's privilege-separation folder /run/sshd, which the system makes at
+# boot but a container may lack.
+#
+# `make test` never runs this (it changes nothing on the system); .ci/run does, as root,
+# before `make test`. Run it yourself as root for a local run with every part: without it,
+# the tests that need a missing part are skipped locally and say which part.
 set -euo pipefail
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
-[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || need+=(openssh-server)  # connector tests
+{ [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; } && command -v ssh-keygen >/dev/null 2>&1 \
+  || need+=(openssh-server openssh-client)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v tar >/dev/null 2>&1 || need+=(tar)
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "missing system packages: ${need[*]} (tests that need them will be skipped)" >&2
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps.sh: missing ${need[*]}; run this as root on Debian/Ubuntu to install them" >&2
+    exit 1
   fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
+  mkdir -m 0755 /run/sshd
 fi

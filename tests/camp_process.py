@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -47,8 +48,23 @@ def run(*args: object, cwd: str | os.PathLike | None = None, prefix: list[str] |
                           stdin=subprocess.DEVNULL, **kwargs)
 
 
+def foreground_signals() -> None:
+    """In a child before it runs: SIGINT, SIGQUIT, SIGTERM and SIGHUP as a shell leaves them for a
+    command it starts in the foreground (the default action).
+
+    An ignored signal stays ignored across exec, and camp keeps one ignored at its start
+    ignored (``nohup``): when the test run itself was started in the background (``make test &``
+    ignores SIGINT and SIGQUIT) or under ``nohup``, a test that sends camp one would otherwise
+    wait for an exit that never comes.
+    """
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start(*args: object, cwd: str | os.PathLike | None = None, **kwargs) -> subprocess.Popen:
-    """Start camp and return at once (stderr captured as text unless given)."""
+    """Start camp and return at once (stderr captured as text unless given), with the signal
+    dispositions of a foreground command unless ``preexec_fn`` says otherwise."""
+    kwargs.setdefault("preexec_fn", foreground_signals)
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     kwargs.setdefault("stdin", subprocess.DEVNULL)

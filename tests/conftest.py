@@ -12,9 +12,15 @@ from click.testing import CliRunner, Result
 from hypothesis import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Every Python process the tests start (module- and session-scoped fixtures' too) moves the
+# reference tool's fixed /tmp files aside: see pythonpath/sitecustomize.py.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [os.path.join(ROOT, "tests", "pythonpath"), os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import make_data  # noqa: E402
+from helpers import missing_part  # noqa: E402
 
 from campaignvcs.cli import cli  # noqa: E402
 
@@ -23,6 +29,17 @@ from campaignvcs.cli import cli  # noqa: E402
 settings.register_profile("camp", derandomize=True, database=None)
 settings.register_profile("explore", max_examples=200, database=None)
 settings.load_profile(os.environ.get("CAMP_HYPOTHESIS", "camp"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "requires(available, why): needs a real part: a skip here, a failure in CI (helpers.py)")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires"):
+        if not mark.kwargs["available"]:
+            missing_part(mark.kwargs["why"])
 
 
 @pytest.fixture(autouse=True)
@@ -41,17 +58,25 @@ def clean_env(tmp_path_factory, monkeypatch):
 
 @dataclass
 class Camp:
-    """Runs ``camp`` in-process with CliRunner from a chosen directory."""
+    """Runs ``camp`` in-process with CliRunner from a chosen directory.
+
+    ``ok=True``: the command must succeed; ``ok=False``: it must fail (exit != 0);
+    ``ok=None``: either, the caller checks the outcome.
+    """
 
     monkeypatch: pytest.MonkeyPatch
 
-    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, ok: bool = True, input: str | None = None) -> Result:
+    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, ok: bool | None = True,
+                 input: str | None = None) -> Result:
         if cwd is not None:
             self.monkeypatch.chdir(cwd)
         result = CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
         assert "Traceback" not in result.output + result.stderr
+        command = " ".join(map(str, args))
         if ok:
-            assert result.exit_code == 0, f"camp {' '.join(map(str, args))} failed: {result.stderr}{result.output}"
+            assert result.exit_code == 0, f"camp {command} failed: {result.stderr}{result.output}"
+        elif ok is not None:
+            assert result.exit_code != 0, f"camp {command} was meant to fail but succeeded: {result.output}"
         return result
 
 

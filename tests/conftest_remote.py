@@ -31,11 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ExitedEarly(RuntimeError):
+    """The server exited before it listened (most often: its port was taken since we chose it)."""
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"rclone server exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
+            why = proc.stderr.read().decode() if proc.stderr else ""
+            raise ExitedEarly(f"rclone server exited early: {why}")
         with socket.socket() as s:
             s.settimeout(0.2)
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -74,18 +79,26 @@ class RemoteSpec:
 
 
 def _start(kind: str, root: Path, home: Path) -> Server:
-    port = free_port()
-    args = [RCLONE, "serve", kind, "--addr", f"127.0.0.1:{port}"]
-    if kind == "sftp":
-        args += ["--user", "camp", "--pass", SFTP_PASS]
-    elif kind == "s3":
-        args += ["--auth-key", f"{S3_KEY},{S3_SECRET}"]
+    if kind == "s3":
         (root / "bucket").mkdir(parents=True, exist_ok=True)
-    args.append(str(root))
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for_port(port, proc)
-    return Server(kind, root, port, proc)
+    for attempt in range(3):  # a free port can be taken by another process before rclone binds it
+        port = free_port()
+        args = [RCLONE, "serve", kind, "--addr", f"127.0.0.1:{port}"]
+        if kind == "sftp":
+            args += ["--user", "camp", "--pass", SFTP_PASS]
+        elif kind == "s3":
+            args += ["--auth-key", f"{S3_KEY},{S3_SECRET}"]
+        args.append(str(root))
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for_port(port, proc)
+        except ExitedEarly:
+            if attempt == 2:
+                raise
+            continue
+        return Server(kind, root, port, proc)
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")

@@ -110,8 +110,11 @@ def test_many_slow_items_go_to_workers_in_order():
 
 
 def test_few_quick_items_stay_in_this_process():
-    out = map_in_order(lambda i: (i, os.getpid()), list(range(50)))
-    assert {pid for _, pid in out} == {os.getpid()}
+    # The estimate is wall time: this process losing the CPU for a few ms between two items (a
+    # loaded machine, parallel tests) makes 50 quick items look worth forking. One try in three
+    # must stay here; a real regression forks every time.
+    pids = [{pid for _, pid in map_in_order(lambda i: (i, os.getpid()), list(range(50)))} for _ in range(3)]
+    assert {os.getpid()} in pids, pids
 
 
 def test_a_worker_that_dies_has_its_share_done_here():

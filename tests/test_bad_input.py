@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
+from helpers import assert_one_line_error as assert_clean_failure
 
 
 @pytest.fixture
@@ -26,16 +28,6 @@ def snapshot(root):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout
     index = (root / ".git" / "camp" / "index.json").read_bytes()
     return head, index, sorted(os.listdir(root / ".git" / "camp"))
-
-
-def assert_clean_failure(result, *needles):
-    assert result.exit_code != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("camp: error: ")
-    for n in needles:
-        assert n in lines[0]
-    assert "Traceback" not in result.stderr + result.output
 
 
 def make_bad(data):
@@ -122,13 +114,26 @@ def test_second_writer_waits_then_names_the_lock(recorded, campaign, camp):
     camp("--repo", campaign, "add", "notes.txt", cwd=recorded)
 
 
-def test_no_temporary_files_left_anywhere(recorded, campaign, camp, tmp_path):
+def test_no_temporary_files_left_anywhere(recorded, campaign, camp, tmp_path, monkeypatch):
     make_bad(recorded)
+    # Temporaries through TMPDIR land in a folder of this test's own; names the reference tool
+    # hard-codes in /tmp (md_<file>, <w>x<h>.png) are looked for there too, but only the names
+    # this test's files would give: other test runs on the machine may write their own.
+    private = tmp_path / "tmpdir"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # recomputed from TMPDIR
     tmp_before = set(os.listdir("/tmp"))
-    for bad in ("corrupt.bp", "trunc.h5", "fake.png"):
-        camp("--repo", campaign, "add", bad, cwd=recorded, ok=False)
-    camp("--repo", campaign, "add", "--thumbnail", "32", "32", "plot.png", cwd=recorded)
+    before = snapshot(campaign)
+    for bad, needle in (("corrupt.bp", "not a readable ADIOS2 dataset"), ("trunc.h5", "trunc.h5"),
+                        ("fake.png", "not a readable image")):
+        result = camp("--repo", campaign, "add", bad, cwd=recorded, ok=False)
+        assert_clean_failure(result, bad, needle, status=1)
+        assert snapshot(campaign) == before
+    # 29x29: a thumbnail size no other test uses
+    camp("--repo", campaign, "add", "--thumbnail", "29", "29", "plot.png", cwd=recorded)
     leftovers = [p for p in (campaign / ".git" / "camp").iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
-    new_in_tmp = {n for n in set(os.listdir("/tmp")) - tmp_before if n.startswith(("md_", "64x", "32x"))}
-    assert new_in_tmp == set()
+    assert os.listdir(private) == []
+    ours = ("md_corrupt.bp", "md_trunc.h5", "md_fake.png", "md_plot.png", "29x")
+    assert {n for n in set(os.listdir("/tmp")) - tmp_before if n.startswith(ours)} == set()

@@ -14,11 +14,10 @@ import sys
 import make_data
 import numpy as np
 import pytest
+from helpers import require_module
 
-pytest.importorskip(
-    "hpc_campaign", reason="the reference tool hpc-campaign is not installed (pip install .[test])"
-)
-pytest.importorskip("dateutil", reason="hpc-campaign needs python-dateutil")
+require_module("hpc_campaign", "the reference tool hpc-campaign (pip install .[test])")
+require_module("dateutil", "python-dateutil, which hpc-campaign needs (pip install .[test])")
 
 from test_build import adios_view, configure, table  # noqa: E402
 

@@ -23,13 +23,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from camp_process import foreground_signals
+from helpers import missing_part, requires
 
 from campaignvcs.connector import peers
 from campaignvcs.connector.tunnel import proxy_command_line
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HAVE_SSHD = os.path.exists(SSHD) and shutil.which("ssh-keygen") is not None
-needs_sshd = pytest.mark.skipif(not HAVE_SSHD, reason="openssh-server is not installed (scripts/system-deps.sh)")
+SSHD_WHY = "openssh-server (sshd, ssh-keygen); as root, bash scripts/system-deps.sh installs it"
+needs_sshd = requires(HAVE_SSHD, SSHD_WHY)
 IS_ROOT = os.getuid() == 0
 SETPRIV = shutil.which("setpriv")
 
@@ -147,6 +150,18 @@ class Connector:
     """``camp connect`` as a subprocess, logging to files; optionally on a pseudo-terminal."""
 
     def __init__(self, tmp: Path, *args: str, tty: bool = False):
+        for _ in range(3):  # a free port can be taken by another process before the connector binds it
+            self._start(tmp, args, tty)
+            try:
+                self.wait_for("listening on", stream="out")
+                return
+            except AssertionError:
+                if "is in use" not in self.text():
+                    raise
+                self.stop()
+        raise AssertionError(f"no free port for the connector: {self.text()}")
+
+    def _start(self, tmp: Path, args: tuple[str, ...], tty: bool) -> None:
         self.port = free_port()
         self.out = tmp / f"connect-{self.port}.out"
         self.err = tmp / f"connect-{self.port}.err"
@@ -157,19 +172,19 @@ class Connector:
             self.master, slave = os.openpty()
 
             def controlling_tty():
+                foreground_signals()
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
             kwargs = {"stdin": slave, "preexec_fn": controlling_tty}
         else:
-            kwargs = {"stdin": subprocess.DEVNULL}
+            kwargs = {"stdin": subprocess.DEVNULL, "preexec_fn": foreground_signals}
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kwargs)
         self.terminal = b""
         if tty:
             os.close(slave)
             threading.Thread(target=self._read_terminal, daemon=True).start()
-        self.wait_for("listening on", stream="out")
 
     def _read_terminal(self) -> None:
         while True:
@@ -363,7 +378,6 @@ class SSHServer:
 
     def __init__(self, root: Path):
         self.root = root
-        self.port = free_port()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         for name in ("host_key", "user_key", "other_host_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(root / name)],
@@ -373,6 +387,15 @@ class SSHServer:
         self.other_pub = (root / "other_host_key.pub").read_text().split()[:2]
         (root / "standin.py").write_text(STANDIN)
         (root / "relay.py").write_text(RELAY)
+        for _ in range(3):  # a free port can be taken by another process before sshd binds it
+            if self._start():
+                return
+        raise RuntimeError("sshd did not start: " + (root / "sshd.log").read_text())
+
+    def _start(self) -> bool:
+        """Start sshd on a free port; False if it exited at once (its port taken meanwhile)."""
+        root = self.root
+        self.port = free_port()
         config = root / "sshd_config"
         config.write_text(textwrap.dedent(f"""\
             Port {self.port}
@@ -390,8 +413,6 @@ class SSHServer:
             MaxStartups 100
             LogLevel VERBOSE
         """))
-        if IS_ROOT:
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation folder
         self.log = open(root / "sshd.log", "wb")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 20
@@ -399,10 +420,13 @@ class SSHServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                     if s.recv(64).startswith(b"SSH-"):
-                        break
+                        return True
             except OSError:
                 pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                return False
+            if time.monotonic() > deadline:
                 raise RuntimeError("sshd did not start: " + (root / "sshd.log").read_text())
             time.sleep(0.05)
 
@@ -433,7 +457,9 @@ class SSHServer:
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     if not HAVE_SSHD:
-        pytest.skip("openssh-server is not installed (scripts/system-deps.sh installs it)")
+        missing_part(SSHD_WHY)
+    if IS_ROOT and not os.path.isdir("/run/sshd"):  # made at boot by the system; a test does not change it
+        missing_part("sshd's privilege-separation folder /run/sshd; as root, scripts/system-deps.sh makes it")
     server = SSHServer(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()

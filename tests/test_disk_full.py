@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from camp_process import assert_healthy, run
+from helpers import missing_part
 
 PAGE = 4096
 FREE_AMOUNTS = [0, PAGE, 2 * PAGE, 4 * PAGE, 8 * PAGE, 16 * PAGE]
@@ -25,7 +26,7 @@ FREE_AMOUNTS = [0, PAGE, 2 * PAGE, 4 * PAGE, 8 * PAGE, 16 * PAGE]
 def small_fs(tmp_path):
     """A 3 MiB tmpfs at tmp_path/small, unmounted afterwards."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI and this container run the tests as root)")
+        missing_part("mounting a small tmpfs needs root (CI and this container run the tests as root)")
     mnt = tmp_path / "small"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0755", "tmpfs", str(mnt)],

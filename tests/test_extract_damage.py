@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaignvcs.errors import CampError, UnreadableDataset
+from campaignvcs.errors import UnreadableDataset
 from campaignvcs.extract import bp5
 
 PROBE = r"""
@@ -180,7 +180,9 @@ def damages(originals: dict[str, str], out: str) -> list[tuple[str, str]]:
 
 def test_every_damage_adios2_cannot_read_is_refused(originals, tmp_path, campaign, camp):
     made = damages(originals, str(tmp_path / "damaged"))
-    outcomes = adios2_outcomes([p for p, _ in made])
+    # A hang spins a CPU until it is killed: told after a short look, and looked at again,
+    # for as long as it takes, only if camp accepts that dataset (a slow machine may read it).
+    outcomes = adios2_outcomes([p for p, _ in made], item_timeout=0.25)
     # the originals themselves read fine
     assert set(adios2_outcomes(list(originals.values())).values()) == {"ok"}
     staging = campaign / ".git" / "camp" / "index.json"
@@ -188,7 +190,9 @@ def test_every_damage_adios2_cannot_read_is_refused(originals, tmp_path, campaig
     for path, _name in made:
         rel = os.path.relpath(path, tmp_path)
         before = staging.read_bytes()
-        result = camp("--repo", campaign, "add", rel, cwd=tmp_path, ok=False)
+        result = camp("--repo", campaign, "add", rel, cwd=tmp_path, ok=None)
+        if result.exit_code == 0 and outcomes[path] == "hang":
+            outcomes.update(adios2_outcomes([path], item_timeout=30.0))
         adios_ok = outcomes[path] == "ok"
         failed += not adios_ok
         if result.exit_code == 0:
@@ -333,9 +337,14 @@ def test_the_check_never_fails_with_an_internal_error(originals, tmp_path_factor
     arg = data.draw(st.integers(1, 255)) if how == "flip" else data.draw(st.sampled_from([1, 8, 64, 4096]))
     path = damage(originals[key], str(tmp_path_factory.mktemp("fuzz") / "x.bp"), name, how, offset, arg)
     try:
-        bp5.extract(path)
-    except CampError as exc:
+        extracted = bp5.extract(path)
+    except UnreadableDataset as exc:
         assert str(exc).startswith(path + ": ") and "\n" not in str(exc)
+    else:  # accepted: recorded like any dataset, its metadata whole
+        (replica,) = extracted.replicas
+        metadata = replica.payloads[0]
+        assert extracted.kind == "ADIOS" and metadata.name == "metadata" and metadata.lenorig > 0
+        assert replica.size > 0 and replica.checksum
 
 
 def test_the_check_is_cheap(originals):
@@ -343,8 +352,8 @@ def test_the_check_is_cheap(originals):
     on the benchmark; this guards against an accidental quadratic walk)."""
     path = originals["bp5"]
     bp5.extract(path)  # formats cached
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the work done, whatever else the machine runs
     for _ in range(200):
         bp5.extract(path)
-    per_dataset = (time.perf_counter() - start) / 200
+    per_dataset = (time.process_time() - start) / 200
     assert per_dataset < 0.005

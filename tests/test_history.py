@@ -301,9 +301,9 @@ def test_diff_cost_follows_the_change_not_the_campaign(campaign, camp, monkeypat
         return real(self, oid)
 
     monkeypatch.setattr(CampaignRepo, "read_raw", counting)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: the work done, whatever else the machine runs
     d = jrun(camp, "--repo", campaign, "diff", "HEAD~1", "HEAD")
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert [(c["name"], [r["change"] for r in c["replicas"]]) for c in d["datasets"]] == [
         ("run1234.bp", ["moved"])
     ]

@@ -24,15 +24,14 @@ import tarfile
 import make_data
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, require_module
 
-pytest.importorskip(
-    "hpc_campaign", reason="the reference tool hpc-campaign is not installed (pip install .[test])"
-)
-pytest.importorskip("dateutil", reason="hpc-campaign needs python-dateutil")
+require_module("hpc_campaign", "the reference tool hpc-campaign (pip install .[test])")
+require_module("dateutil", "python-dateutil, which hpc-campaign needs (pip install .[test])")
 
 from test_build import IDENTITY, adios_view, configure, store  # noqa: E402, F401
 
-from campaignvcs import layout, porcelain  # noqa: E402
+from campaignvcs import layout  # noqa: E402
 from campaignvcs.aca.read import read_aca  # noqa: E402
 from campaignvcs.aca.values import to_ns  # noqa: E402
 from campaignvcs.model import dumps  # noqa: E402
@@ -429,8 +428,6 @@ def test_encrypted_payloads_stay_byte_identical_and_keep_their_key_id(keyed, cam
 
 
 def test_build_of_an_import_reads_in_adios2_like_the_original(reference, campaign, camp, clean_env, tmp_path):
-    if not hasattr(porcelain, "build"):
-        pytest.skip("camp build (porcelain.build) is not available yet")
     _root, _home, data = reference
     store = tmp_path / "store"
     store.mkdir()
@@ -674,16 +671,6 @@ def test_float_times_and_accuracy_rows(full, campaign, camp, tmp_path):
 
 
 # -- malformed archives ---------------------------------------------------------------
-
-
-def assert_one_line_error(result, *needles):
-    assert result.exit_code != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("camp: error: "), lines[0]
-    for n in needles:
-        assert n in lines[0], lines[0]
-    assert "Traceback" not in result.stderr + result.output
 
 
 def _edit(*statements):

@@ -18,6 +18,7 @@ import zlib
 
 import pytest
 import yaml
+from helpers import manifest
 from nacl.secret import SecretBox
 
 from campaignvcs.repo import CampaignRepo
@@ -44,11 +45,6 @@ def finish(proc):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     return out
-
-
-def manifest(root, name):
-    with CampaignRepo.open(str(root)) as repo:
-        return repo.dataset(name)
 
 
 def blob(root, oid):
@@ -128,14 +124,18 @@ def test_ctrl_c_at_the_password_prompt_is_an_interrupt_not_a_missing_password(tm
     import select
     import termios
 
-    from camp_process import CAMP
+    from camp_process import CAMP, foreground_signals
+
+    def terminal():
+        foreground_signals()  # as a shell starts a command: Ctrl-C is not ignored
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     path = tmp_path / "keys" / "sealed.key"
     main, child = pty.openpty()
     proc = subprocess.Popen([CAMP, "key", "generate", "-p", str(path)], stdin=child, stdout=child, stderr=child,
-                            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                            start_new_session=True, preexec_fn=terminal)
     os.close(child)
-    out = b""
+    out, ended = b"", False
     try:
         while b"New password" not in out:
             ready, _, _ = select.select([main], [], [], 30)
@@ -143,6 +143,8 @@ def test_ctrl_c_at_the_password_prompt_is_an_interrupt_not_a_missing_password(tm
             out += os.read(main, 4096)
         os.write(main, b"\x03")  # what the Ctrl-C key sends; the terminal turns it into SIGINT
         while True:
+            ready, _, _ = select.select([main], [], [], 30)
+            assert ready, f"camp did not end after Ctrl-C: {out!r}"
             try:
                 chunk = os.read(main, 4096)
             except OSError:  # EIO: camp closed the terminal
@@ -150,8 +152,11 @@ def test_ctrl_c_at_the_password_prompt_is_an_interrupt_not_a_missing_password(tm
             if not chunk:
                 break
             out += chunk
+        ended = True
     finally:
         os.close(main)
+        if not ended:  # a failed wait: do not leave camp waiting for a password
+            proc.kill()
     assert proc.wait(timeout=30) == 130
     text = out.decode().replace("\r\n", "\n")
     assert "camp: interrupted" in text and "no password given" not in text and "Aborted" not in text

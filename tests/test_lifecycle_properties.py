@@ -73,6 +73,7 @@ class Trial:
         result = CliRunner().invoke(cli, ["--repo", self.root, *map(str, args)] if args[0] != "init"
                                     else list(map(str, args)), catch_exceptions=False)
         text = result.output + result.stderr
+        self.exit_code = result.exit_code
         assert "internal error" not in text and "Traceback" not in text, (args, text)
         assert result.exit_code in (0, 1, 4), (args, result.exit_code, text)
         if ok:
@@ -147,6 +148,8 @@ class Trial:
         self.builds += 1
         out = os.path.join(self.store, f"b{self.builds}.aca")
         self.run("build", "-o", out)
+        # An archive appears exactly when the build succeeds (a failed one leaves nothing behind).
+        assert os.path.exists(out) == (self.exit_code == 0), (self.exit_code, out)
         if not os.path.exists(out):
             return
         child = subprocess.run([sys.executable, "-c", READ_ALL, out], capture_output=True, text=True,
@@ -187,3 +190,9 @@ def test_any_lifecycle_keeps_history_readable_and_archives_open(clean_env, ops):
         for op, pick in ops:
             trial.step(op, pick)
         trial.build()
+        # The history stays whole, for camp and for stock git, and the last archive was built.
+        assert trial.run("fsck", ok=True).rstrip().endswith("no problems")
+        git = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=trial.root,
+                             capture_output=True, text=True, check=False)
+        assert git.returncode == 0, git.stderr
+        assert os.path.exists(os.path.join(trial.store, f"b{trial.builds}.aca"))

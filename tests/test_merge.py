@@ -76,7 +76,8 @@ def test_replica_sets_merge_as_unions_and_nothing_changed_is_lost(case):
     base, ours, theirs = case
     merged = merge_dataset(base, ours, theirs)
     if merged.conflicts and any(c.startswith(("deleted on one side", "removed on one side")) for c in merged.conflicts):
-        return  # whole-dataset conflict: both candidates are the sides themselves
+        assert (merged.ours, merged.theirs) == (ours, theirs)  # whole-dataset conflict: the sides themselves
+        return
     b = by_location(base)
     for side, candidate in ((ours, merged.ours), (theirs, merged.theirs)):
         other = theirs if side is ours else ours

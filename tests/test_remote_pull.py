@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 from conftest_remote import local_remote  # noqa: F401  (fixture)
+from helpers import manifest
 
 from campaignvcs.repo import CampaignRepo
 
@@ -20,11 +21,6 @@ def git(root, *args):
 def head(root) -> str:
     with CampaignRepo.open(str(root)) as repo:
         return repo.head().decode()
-
-
-def manifest(root, name):
-    with CampaignRepo.open(str(root)) as repo:
-        return repo.dataset(name, repo.head())
 
 
 @pytest.fixture
@@ -87,7 +83,7 @@ def test_a_one_dataset_change_pushes_a_small_fraction_of_the_first_push(campaign
     assert second["pack_bytes"] * 5 < first["pack_bytes"], (first, second)  # ~3 KB vs ~32 KB, 1 KB of it the .idx fan-out
     fresh = tmp_path / "fresh"
     camp("clone", local_remote.url, fresh, cwd=tmp_path)
-    assert manifest(fresh, "d07.txt").replicas[0].size == len("changed\n")
+    assert manifest(fresh, "d07.txt", "HEAD").replicas[0].size == len("changed\n")
 
 
 def test_pull_conflict_is_named_staged_around_resolved_then_committed_with_two_parents(
@@ -124,8 +120,8 @@ def test_pull_conflict_is_named_staged_around_resolved_then_committed_with_two_p
     camp("--repo", a, "commit", "-m", "merge b")
     parents = git(a, "log", "-1", "--format=%P").stdout.split()
     assert parents[1] == theirs
-    assert manifest(a, "n1.txt").replicas[0].size == len("version b, longer\n")
-    assert {manifest(a, n) is not None for n in ("n2.txt", "n3.txt")} == {True}
+    assert manifest(a, "n1.txt", "HEAD").replicas[0].size == len("version b, longer\n")
+    assert {manifest(a, n, "HEAD") is not None for n in ("n2.txt", "n3.txt")} == {True}
     assert not json.loads(camp("--repo", a, "status", "--json").output)["merging"]
     camp("--repo", a, "push", "--no-build")
     camp("--repo", b, "pull", "--no-build")
@@ -170,7 +166,7 @@ def test_a_tombstone_wins_over_a_stale_copy_and_replicas_merge_as_a_union(pair, 
     camp("--repo", b, "push", "--no-build")
     merged = json.loads(camp("--repo", a, "pull", "--json", "--no-build").output)
     assert merged["action"] == "merged"
-    reps = {r.host: r for r in manifest(a, "n1.txt").replicas}
+    reps = {r.host: r for r in manifest(a, "n1.txt", "HEAD").replicas}
     assert reps["laptop"].deltime == 123 and reps["hpc"].live
 
 

@@ -11,6 +11,8 @@ import sys
 
 import make_data
 import pytest
+from helpers import assert_one_line_error as one_line_error
+from helpers import manifest, require_module
 
 from campaignvcs import tarindex
 from campaignvcs.repo import CampaignRepo
@@ -25,11 +27,6 @@ def recorded(campaign, camp, data):
     return data
 
 
-def manifest(root, name, rev=None):
-    with CampaignRepo.open(str(root)) as repo:
-        return repo.dataset(name, None if rev is None else repo.resolve(rev))
-
-
 def host_manifest(root, name):
     with CampaignRepo.open(str(root)) as repo:
         return repo.host(name)
@@ -40,15 +37,6 @@ def state(root):
     head = (root / ".git" / "refs" / "heads" / "main").read_text()
     index = (root / ".git" / "camp" / "index.json").read_bytes()
     return head, index
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("camp: error: "), result.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def status(camp, root):
@@ -494,8 +482,8 @@ def test_archive_add_reads_the_reference_index_and_agrees_with_the_reference(
     campaign, camp, recorded, tmp_path, clean_env
 ):
     """hpc-campaign's own taridx output drives camp; both tools record the same archiveidx rows."""
-    pytest.importorskip("hpc_campaign")
-    pytest.importorskip("dateutil")
+    require_module("hpc_campaign", "the reference tool hpc-campaign (pip install .[test])")
+    require_module("dateutil", "python-dateutil, which hpc-campaign needs (pip install .[test])")
     make_tar(recorded, tmp_path, ["heat.bp", "notes.txt"], index=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMP_", "GIT_"))}
     run = [sys.executable, "-m", "hpc_campaign"]

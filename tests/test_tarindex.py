@@ -12,6 +12,7 @@ import sys
 import tarfile
 
 import pytest
+from helpers import missing_part
 
 from campaignvcs import tarindex
 from campaignvcs.errors import CampError
@@ -50,7 +51,7 @@ def make_tar(path, src, fmt):
 
 def gnu_tar(*args, cwd):
     if shutil.which("tar") is None:
-        pytest.skip("no tar binary")
+        missing_part("GNU tar (the tar binary)")
     subprocess.run(["tar", *args], cwd=cwd, check=True, capture_output=True)
 
 
@@ -142,7 +143,7 @@ def test_matches_the_reference_taridx_where_it_works(tmp_path, tree, camp):
     """hpc-campaign's index (names quoted but never escaped) reads back to exactly our rows."""
     ref = shutil.which("hpc_campaign") or os.path.join(os.path.dirname(sys.executable), "hpc_campaign")
     if not os.path.exists(ref):
-        pytest.skip("hpc_campaign is not installed")
+        missing_part("the reference tool hpc-campaign (pip install .[test])")
     for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
         path = make_tar(tmp_path / f"{fmt}.tar", tree, fmt)
         r = subprocess.run(

@@ -9,14 +9,9 @@ import subprocess
 import zlib
 
 import make_data
-import pytest
+from helpers import manifest
 
 from campaignvcs.repo import CampaignRepo
-
-
-def manifest(root, name):
-    with CampaignRepo.open(str(root)) as repo:
-        return repo.dataset(name)
 
 
 def blob(root, oid):
@@ -106,7 +101,6 @@ def test_add_text_without_store_records_a_reference_only(campaign, camp, data):
 
 
 def test_add_hdf5_records_a_metadata_copy(campaign, camp, data):
-    pytest.importorskip("campaignvcs.extract.hdf5")
     camp("--repo", campaign, "add", "mesh.h5", cwd=data)
     ds = manifest(campaign, "mesh.h5")
     (rep,) = ds.replicas
