@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test docs
+.PHONY: install demo test docs lint
 install: $(VENV)/.installed
 
 docs: $(VENV)/.installed
@@ -34,7 +34,12 @@ TEST_TMP ?= $(or $(TMPDIR),/tmp)/camp-tests-$(shell id -u)-$(notdir $(CURDIR))
 # the tests (tests/test_docs.py). Bytecode is cached in TEST_TMP whatever PYTHONDONTWRITEBYTECODE
 # says (never beside the sources): the suite starts camp hundreds of times, and pytest rewrites the
 # asserts of every test module in every worker.
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint
 	mkdir -p $(TEST_TMP)
 	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(TEST_TMP)/pycache PYTEST_DEBUG_TEMPROOT=$(TEST_TMP) \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist worksteal
+
+# ruff and mypy under the configuration in pyproject.toml (part of make test, so of CI).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/mypy

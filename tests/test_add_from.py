@@ -34,8 +34,10 @@ def host_row(aca, host):
 
 def adios_variables(aca):
     """What ADIOS2 lists, in a fresh process (ADIOS2 reads hosts.yaml once per process)."""
-    code = "import adios2, json, sys\nwith adios2.FileReader(sys.argv[1]) as f: print(json.dumps(f.available_variables()))"
-    out = subprocess.run([sys.executable, "-c", code, str(aca)], capture_output=True, text=True, timeout=120, check=False)
+    code = ("import adios2, json, sys\n"
+            "with adios2.FileReader(sys.argv[1]) as f: print(json.dumps(f.available_variables()))")
+    out = subprocess.run([sys.executable, "-c", code, str(aca)], capture_output=True, text=True, timeout=120,
+                         check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
@@ -70,7 +72,8 @@ def test_remote_bp5_is_recorded_from_its_metadata_with_the_bytes_a_local_add_emb
 
     with CampaignRepo.open(str(campaign)) as repo:
         rep = repo.dataset("heat.bp", repo.head()).replicas[0]
-    assert (rep.host, rep.path, rep.size) == (host, "heat.bp", sum(f.stat().st_size for f in (runs / "heat.bp").iterdir()))
+    size = sum(f.stat().st_size for f in (runs / "heat.bp").iterdir())
+    assert (rep.host, rep.path, rep.size) == (host, "heat.bp", size)
     assert rep.dir == ("/bucket/" + remote.url.split("bucket/", 1)[1] + "/runs" if kind == "s3" else
                        remote.url.rsplit(":", 1)[1] + "/runs")
 
@@ -115,7 +118,8 @@ def test_bad_remote_input_is_one_line_and_records_nothing(camp, campaign, tmp_pa
          f"download it whole ({(folder / 'mesh.h5').stat().st_size} bytes) and keep only the metadata\n"),
         ((*add, folder, "--datetime", "yesterday", "heat.bp"),
          "camp: error: invalid --datetime 'yesterday': use e.g. '2024-10-22 10:20:15 -0400' (see 'camp add --help')\n"),
-        ((*add, folder, "../etc"), "camp: error: invalid dataset path '../etc': give a path relative to the --from folder\n"),
+        ((*add, folder, "../etc"),
+         "camp: error: invalid dataset path '../etc': give a path relative to the --from folder\n"),
         ((*add, "nosuchremote:bucket", "heat.bp"),
          "camp: error: no rclone remote named 'nosuchremote' (rclone config, or RCLONE_CONFIG, defines them)\n"),
         (("--repo", campaign, "add", "--dir", "/x", "heat.bp"),

@@ -120,7 +120,8 @@ def test_archives_agree_row_by_row_where_the_format_fixes_the_value(both):
             else:
                 assert a[1] == b[1], (a, b)
 
-    near([(d[0], d[2], d[4]) for d in table(ours, "dataset")], sorted((d[0], d[2], d[4]) for d in table(ref, "dataset")))
+    near([(d[0], d[2], d[4]) for d in table(ours, "dataset")],
+         sorted((d[0], d[2], d[4]) for d in table(ref, "dataset")))
 
     def replicas(path):
         # (dataset, replica, size, modtime); the reference stamps a thumbnail with the time it ran

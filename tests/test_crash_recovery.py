@@ -105,7 +105,8 @@ def test_commit_killed_at_each_fault_point(campaign, camp, base, files, fault):
     assert moved == (fault == "commit-after-ref")
     again = camp_run("--repo", campaign, "commit", "-m", "three notes")
     if moved:  # the commit was made; the staging area agrees that nothing is left to commit
-        assert again.returncode == 1 and again.stderr == "camp: error: nothing to commit (use 'camp add' to record datasets)\n"
+        assert again.returncode == 1
+        assert again.stderr == "camp: error: nothing to commit (use 'camp add' to record datasets)\n"
     else:
         assert again.returncode == 0, again.stderr
     assert git(campaign, "log", "-1", "--format=%s").stdout.strip() == "three notes"

@@ -368,8 +368,9 @@ def test_post_pull_sees_the_new_head_and_its_failure_only_warns(campaign, camp, 
     other = tmp_path / "other"
     camp("clone", remote, other)
     seen = tmp_path / "seen.txt"
-    install(other, "post-pull", f"#!/bin/sh\necho \"$CAMP_HOOK $CAMP_PULL_ACTION $CAMP_OLD_HEAD $CAMP_COMMIT\" > {seen}\n"
-                                "echo 'mirror offline' >&2\nexit 5\n")
+    install(other, "post-pull",
+            f"#!/bin/sh\necho \"$CAMP_HOOK $CAMP_PULL_ACTION $CAMP_OLD_HEAD $CAMP_COMMIT\" > {seen}\n"
+            "echo 'mirror offline' >&2\nexit 5\n")
     old = head(other)
     assert camp("--repo", other, "pull").stderr == ""  # nothing came: the hook does not run
     assert not seen.exists()

@@ -19,7 +19,8 @@ ME = b"Tester <t@example.org>"
 
 
 def dataset(name: str, host: str = "laptop", size: int = 10) -> Dataset:
-    return Dataset(DatasetName(name), "u-" + name, "TEXT", 1, replicas=(Replica(HostName(host), "/d", name, size, 1, "c"),))
+    replica = Replica(HostName(host), "/d", name, size, 1, "c")
+    return Dataset(DatasetName(name), "u-" + name, "TEXT", 1, replicas=(replica,))
 
 
 @pytest.fixture

@@ -149,7 +149,8 @@ def test_ls_says_when_the_repository_that_built_an_archive_is_gone(camp, store, 
 def test_store_needs_a_configured_store(camp, tmp_path):
     r = camp("store", "ls", ok=False)
     assert r.exit_code == 1
-    assert r.stderr == "camp: error: no campaign store: set Campaign.campaignstorepath in ~/.config/hpc-campaign/config.yaml\n"
+    assert r.stderr == ("camp: error: no campaign store: set Campaign.campaignstorepath in "
+                        "~/.config/hpc-campaign/config.yaml\n")
 
 
 @pytest.mark.parametrize("kind", ["local", "webdav"])

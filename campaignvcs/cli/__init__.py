@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> None:
 
     The handlers are installed inside the ``try``: a signal that lands between installing
     them and entering the group is still one line and 130, never Python's own exit by
-    the signal (which the shell would report as -2).
+    the signal (which the shell would report as -2). Once the command has finished, its
+    exit status stands: a signal during the interpreter's shutdown (when Python has put
+    the default handlers back) is ignored rather than killing camp without a word.
     """
     sys.unraisablehook = _unraisable
     try:
@@ -288,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="camp")
     except KeyboardInterrupt as exc:  # between the boundaries (argument parsing, interpreter start)
         sys.exit(_report(exc, debug=False))
+    finally:
+        _ignore_signals()
 
 
 def _handle_signals() -> None:
@@ -308,6 +312,15 @@ def _handle_signals() -> None:
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(s) not in (signal.SIG_IGN, None):
             signal.signal(s, on_signal)
+
+
+def _ignore_signals() -> None:
+    """Ignore the signals camp handles (not those it found ignored): the command is over."""
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+            signal.signal(s, signal.SIG_IGN)
 
 
 def _unraisable(info: Any) -> None:
