@@ -152,6 +152,15 @@ def remote_spec(request, rclone_servers, tmp_path, monkeypatch) -> RemoteSpec:
 
 
 @pytest.fixture
+def store(clean_env, tmp_path) -> Path:
+    """A campaign store, so push copies its archive and pull and clone rebuild it."""
+    folder = tmp_path / "store"
+    (clean_env / ".config" / "hpc-campaign").mkdir(parents=True)
+    (clean_env / ".config" / "hpc-campaign" / "config.yaml").write_text(f"Campaign:\n  campaignstorepath: {folder}\n")
+    return folder
+
+
+@pytest.fixture
 def local_remote(tmp_path) -> RemoteSpec:
     """A plain folder remote."""
     backing = tmp_path / "remote-folder"

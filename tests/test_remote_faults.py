@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest_remote import diverged, local_remote, make_remote, rclone_servers  # noqa: F401  (fixtures)
+from conftest_remote import diverged, local_remote, make_remote, rclone_servers, store  # noqa: F401  (fixtures)
 
 from campaignvcs.porcelain.sync import PULL_FAULT_POINTS
 from campaignvcs.remote.sync import FETCH_FAULT_POINTS, PUSH_FAULT_POINTS
@@ -63,15 +63,6 @@ def data(tmp_path):
     folder.mkdir()
     for n in ("n1.txt", "n2.txt", "n3.txt", "n4.txt"):
         (folder / n).write_text(f"notes of {n}\n")
-    return folder
-
-
-@pytest.fixture
-def store(clean_env, tmp_path):
-    """A campaign store, so pulls rebuild the archive (one of the steps a kill can interrupt)."""
-    folder = tmp_path / "store"
-    (clean_env / ".config" / "hpc-campaign").mkdir(parents=True)
-    (clean_env / ".config" / "hpc-campaign" / "config.yaml").write_text(f"Campaign:\n  campaignstorepath: {folder}\n")
     return folder
 
 

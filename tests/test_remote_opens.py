@@ -7,7 +7,7 @@ discover, create), so counting its calls counts the opens of one ``camp`` run.
 from __future__ import annotations
 
 import pytest
-from conftest_remote import diverged, local_remote  # noqa: F401  (fixtures)
+from conftest_remote import diverged, local_remote, store  # noqa: F401  (fixtures)
 
 from campaignvcs.repo import CampaignRepo
 
@@ -24,15 +24,6 @@ def opens(monkeypatch):
 
     monkeypatch.setattr(CampaignRepo, "on_disk", classmethod(counting))
     return seen
-
-
-@pytest.fixture
-def store(clean_env, tmp_path):
-    """A campaign store, so push copies its archive and pull and clone rebuild it."""
-    folder = tmp_path / "store"
-    (clean_env / ".config" / "hpc-campaign").mkdir(parents=True)
-    (clean_env / ".config" / "hpc-campaign" / "config.yaml").write_text(f"Campaign:\n  campaignstorepath: {folder}\n")
-    return folder
 
 
 @pytest.fixture
