@@ -25,11 +25,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from campaignvcs import signals
 from campaignvcs.errors import CampError
 
 if TYPE_CHECKING:
@@ -153,23 +153,23 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
         return HookRun(name, path, None, "", "", f"{path} is not executable (chmod +x it)")
     # A signal that arrives while Popen returns (the hook already running) would leave no
     # ``proc`` to stop: signals wait until the hook is known, then arrive inside the try below.
-    mask = _hold_signals()
+    mask = signals.hold()
     try:
         # Its own process group, so a timeout stops what the hook started too (camp push → rclone).
         proc = subprocess.Popen(
             [path, *args], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, shell=False, start_new_session=True,
-            preexec_fn=None if mask is None else lambda: _release_signals(mask),  # the hook gets them all
+            preexec_fn=None if mask is None else lambda: signals.release(mask),  # the hook gets them all
         )
     except OSError as exc:
-        _release_signals(mask)
+        signals.release(mask)
         # ENOEXEC (no #! line), a missing interpreter, a folder named like the hook.
         return HookRun(name, path, None, "", "", f"{path} cannot be started ({exc.strerror or exc})")
     except BaseException:
-        _release_signals(mask)
+        signals.release(mask)
         raise
     try:
-        _release_signals(mask)
+        signals.release(mask)
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
@@ -184,21 +184,6 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
         proc.wait()
         raise
     return HookRun(name, path, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-
-
-_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _hold_signals() -> set[int | signal.Signals] | None:
-    """Block SIGINT, SIGTERM and SIGHUP; the mask to restore (None off the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-
-
-def _release_signals(mask: set[int | signal.Signals] | None) -> None:
-    if mask is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def run_hook(

@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
+from campaignvcs import signals
 from campaignvcs.errors import CampError, RepoLocked
 from campaignvcs.tempfiles import hostname, writer_alive, writer_tag
 
@@ -99,7 +99,7 @@ class RepoLock:
         deadline = time.monotonic() + wait
         while True:
             try:
-                with _signals_deferred():
+                with signals.held():
                     self._create()
                 return
             except FileExistsError:
@@ -131,7 +131,7 @@ class RepoLock:
     def release(self) -> None:
         """Give the lock up (no-op when not held); signals wait until the file is gone."""
         if self._fd is not None:
-            with _signals_deferred():
+            with signals.held():
                 os.close(self._fd)
                 self._fd = None
                 with contextlib.suppress(FileNotFoundError):
@@ -189,20 +189,3 @@ def leftover_locks(git_dir: str) -> list[Holder]:
         if age > REF_LOCK_STALE_AFTER:
             found.append(Holder(path, "", "", "gone", age))
     return found
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold back SIGINT, SIGTERM and SIGHUP for a few system calls (main thread only; elsewhere a no-op)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
