@@ -51,14 +51,12 @@ class Transaction:
         """Stage a manifest file at ``path`` (None: remove it)."""
         self.stage(path, None if data is None else (BLOB_MODE, self.repo.add_blob(data)))
 
-    def stage_dataset(self, dataset: Dataset, payloads: Mapping[bytes, bytes] | None = None) -> bytes:
+    def stage_dataset(self, dataset: Dataset) -> bytes:
         """Stage a dataset folder: manifest plus every embedded object it references; returns its tree id.
 
-        ``payloads`` maps blob id → bytes for objects not yet queued or stored.
+        The embedded objects were queued (``add_blob``) or stored before.
         """
         repo = self.repo
-        for data in (payloads or {}).values():
-            repo.add_blob(data)
         tree_id = repo.dataset_tree(dataset)
         self.stage(repo.dataset_dir(dataset.name), (TREE_MODE, tree_id))
         return tree_id

@@ -255,7 +255,6 @@ def stage_sources(
     sources = [_recorded_as(recorded.get(_location(src.directory, src.path), []), src) for src in sources]
     pending: dict[str, Dataset] = {}
     originals: dict[str, Dataset | None] = {}
-    payloads: dict[str, dict[bytes, bytes]] = {}
     for src in sources:
         if src.name not in pending:
             originals[src.name] = camp.dataset(src.name)
@@ -274,7 +273,6 @@ def stage_sources(
         else:
             dataset = before
             action = "updated"
-        store = payloads.setdefault(src.name, {})
         had_replica = {r.location for r in dataset.replicas if r.live}
         directory, path = _same_file_as(dataset, host, src.directory, src.path)
         for extracted in src.extracted.replicas:
@@ -286,7 +284,6 @@ def stage_sources(
                     p = compressed_payload(p.name, p.data, p.modtime)
                 data, checksum = encrypt(p) if encrypt else (p.data, p.checksum)
                 blob = camp.add_blob(data, dense=bool(encrypt) or p.compression != 0)
-                store[blob] = data
                 files.append(
                     EmbeddedFile(p.name, BlobId(blob.decode()), p.compression, p.lenorig, p.lencompressed, p.modtime,
                                  checksum)
