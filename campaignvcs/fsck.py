@@ -11,7 +11,6 @@ are collected, never repaired; nothing here takes the lock or writes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from dulwich.objects import Commit, ObjectFormatException, ShaFile, Tree, parse_
 
 from campaignvcs import layout
 from campaignvcs.errors import CampError
-from campaignvcs.gitobjects import TREE_MODE
+from campaignvcs.gitobjects import TREE_MODE, TYPE_NUMBERS, object_id
 from campaignvcs.keys import OVERHEAD
 from campaignvcs.layout import embedded_entries
 from campaignvcs.model import Campaign, Dataset, Host, TimeSeries
@@ -89,7 +88,7 @@ class Fsck:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.problem("corrupt-object", text, f"object {text} cannot be read ({where}): {reason}")
             return None
-        actual = hashlib.sha1(kind + b" " + str(len(data)).encode() + b"\0" + data).hexdigest()
+        actual = object_id(TYPE_NUMBERS[kind], data).decode()
         if actual != text:
             self.seen[oid] = _MISSING
             self.problem("corrupt-object", text,

@@ -29,7 +29,6 @@ Choices (the archive says nothing about them):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sqlite3
@@ -41,6 +40,7 @@ from urllib.parse import quote
 from campaignvcs.aca.extras import read_extras
 from campaignvcs.aca.schema import SUPPORTED_VERSIONS, tables_of
 from campaignvcs.aca.values import Cells, MalformedArchive
+from campaignvcs.gitobjects import BLOB_TYPE, object_id
 from campaignvcs.keys import OVERHEAD as SEALED_OVERHEAD
 from campaignvcs.model import (
     KINDS,
@@ -134,9 +134,7 @@ class ArchiveContents:
 
 def blob_id(data: bytes) -> str:
     """The git blob id of ``data`` (what the repository will store it under)."""
-    h = hashlib.sha1(b"blob %d\x00" % len(data))
-    h.update(data)
-    return h.hexdigest()
+    return object_id(BLOB_TYPE, data).decode()
 
 
 def read_aca(path: str, shown: str | None = None, drop_unknown: bool = False) -> ArchiveContents:
