@@ -361,8 +361,9 @@ class CampaignRepo:
     def stat_cache(self) -> StatCache:
         """The stat cache, rebuilt first when it does not match the staged state (it is derived data)."""
         cache = StatCache(os.path.join(self.camp_dir, STAT_CACHE) if self.staging.path else MEMORY)
-        if cache.token() != self.state_token():
-            cache.replace_all(self.datasets(self.staged_tree()), self.state_token())
+        token = self.state_token()
+        if cache.token() != token:
+            cache.replace_all(self.datasets(self.staged_tree()), token)
         return cache
 
     def state_token(self) -> str:
