@@ -82,7 +82,7 @@ class Fsck:
             kind, data = self.camp.read_raw(oid)
         except Exception as exc:  # noqa: BLE001 - any failure to read an object is a finding
             self.seen[oid] = _MISSING
-            if not self.present(oid):
+            if not self.camp.objects.holds(oid):
                 self.problem("missing-object", text, f"object {text} is missing ({where})")
             else:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -100,16 +100,6 @@ class Fsck:
                          f"{want.decode()}")
             return None
         return data
-
-    def present(self, oid: bytes) -> bool:
-        """Whether the object is stored at all (without reading it: dulwich's ``in`` parses loose objects)."""
-        text = oid.decode()
-        if os.path.exists(os.path.join(self.camp.git_dir, "objects", text[:2], text[2:])):
-            return True
-        try:
-            return bool(self.camp.store.contains_packed(oid))
-        except Exception:  # noqa: BLE001 - an unreadable pack index: the pack check reports it
-            return False
 
     def length(self, oid: bytes) -> int | None:
         """Length of an object already read and verified, else None."""

@@ -7,8 +7,6 @@ these questions of the local repository; none of them is remote-specific.
 
 from __future__ import annotations
 
-import os
-
 from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.repo import CampaignRepo
 
@@ -97,14 +95,3 @@ def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[b
         elif oid not in sent:
             sent.add(oid)
             out.append(oid)
-
-
-def holds(camp: CampaignRepo, oid: bytes) -> bool:
-    """Whether the repository itself holds the object (loose or packed), without reading it."""
-    text = oid.decode()
-    if os.path.exists(os.path.join(camp.git_dir, "objects", text[:2], text[2:])):
-        return True
-    try:
-        return bool(camp.store.contains_packed(oid))
-    except Exception:  # noqa: BLE001 - an unreadable index: as good as absent here (fsck names it)
-        return False

@@ -84,6 +84,10 @@ class ObjectStore:
         """Ids of written objects starting with the hex ``prefix``."""
         raise NotImplementedError
 
+    def holds(self, oid: bytes) -> bool:
+        """Whether the object is written here, found without reading it."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release open files."""
 
@@ -190,6 +194,10 @@ class MemoryObjectStore(ObjectStore):
         """Ids of written objects starting with the hex ``prefix``."""
         return iter(sorted(oid for oid in self._objects if oid.startswith(prefix)))
 
+    def holds(self, oid: bytes) -> bool:
+        """Whether the object is written here."""
+        return oid in self._objects
+
 
 class DiskObjectStore(ObjectStore):
     """A git ``objects/`` folder: loose objects and undeltified packs, read by :class:`PackReader`.
@@ -233,6 +241,16 @@ class DiskObjectStore(ObjectStore):
     def iter_prefix(self, prefix: bytes) -> Iterator[bytes]:
         """Ids of written objects starting with the hex ``prefix``."""
         return iter(self._fallback().iter_prefix(prefix))
+
+    def holds(self, oid: bytes) -> bool:
+        """Whether a loose file or a pack index has the object (dulwich's ``in`` would parse loose objects)."""
+        text = oid.decode()
+        if os.path.exists(os.path.join(self.path, text[:2], text[2:])):
+            return True
+        try:
+            return bool(self._fallback().contains_packed(oid))
+        except Exception:  # noqa: BLE001 - an unreadable pack index: as good as absent here (fsck names it)
+            return False
 
     def _write(self, objects: list[tuple[bytes, Queued]], dense: set[bytes]) -> None:
         if len(objects) > PACK_THRESHOLD:

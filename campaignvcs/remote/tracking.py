@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 
 from campaignvcs.errors import CampError, RepoLocked
-from campaignvcs.graph import holds
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.tempfiles import atomic_write
 
@@ -66,7 +65,7 @@ def tracking_ref_problem(camp: CampaignRepo, ref: bytes) -> str | None:
         return "cannot be read"
     if len(oid) != 40:
         return f"holds {oid[:40]!r}, not an object id"
-    if not holds(camp, oid):
+    if not camp.objects.holds(oid):
         return f"points at {oid.decode()}, which is missing here"
     try:
         kind, _data = camp.read_raw(oid)

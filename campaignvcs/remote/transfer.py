@@ -17,7 +17,7 @@ from dulwich.objects import ObjectFormatException, object_class
 
 from campaignvcs.errors import CampError
 from campaignvcs.gitobjects import TYPE_NUMBERS, Entry, tree_items
-from campaignvcs.graph import ancestors, holds
+from campaignvcs.graph import ancestors
 from campaignvcs.packreader import PackReader
 from campaignvcs.packwrite import PackFiles, write_pack
 from campaignvcs.remote.rclone import RemoteError
@@ -97,18 +97,18 @@ class IncomingObjects:
 
     def has(self, oid: bytes) -> bool:
         """Whether the object is at hand."""
-        return oid in self.ids or holds(self.camp, oid)
+        return oid in self.ids or self.camp.objects.holds(oid)
 
     def stored(self, oid: bytes) -> bool:
         """Whether the repository itself already holds it."""
-        return oid not in self.ids and holds(self.camp, oid)
+        return oid not in self.ids and self.camp.objects.holds(oid)
 
     def read(self, oid: bytes) -> tuple[bytes, bytes] | None:
         """(type name, content), or None when the object is not at hand."""
         if oid in self.ids:
             got = self.reader.read(oid) if self.reader is not None else None
             return got if got is not None else self._read_dulwich(oid)
-        if not holds(self.camp, oid):
+        if not self.camp.objects.holds(oid):
             return None
         try:
             return self.camp.read_raw(oid)
