@@ -273,7 +273,7 @@ class CampaignRepo:
         """
         if self._plain is not None:
             return self._plain
-        cfg = self._config()
+        cfg = self.config_file()
         special = [(b"core", b"sharedRepository"), (b"core", b"looseCompression"), (b"core", b"compression"),
                    (b"core", b"fsyncObjectFiles"), (b"extensions", b"worktreeconfig")]
         plain = not any(_has(cfg, sec, key) for sec, key in special)
@@ -292,16 +292,20 @@ class CampaignRepo:
 
     # -- configuration -----------------------------------------------------------------
 
+    def config_file(self) -> ConfigFile:
+        """``.git/config`` as read now (an empty one, ready to be written, before it exists)."""
+        return self._config()
+
     def config_get(self, section: str, name: str) -> str | None:
         """A value from ``.git/config`` (local to this clone, never shared)."""
         try:
-            return self._config().get(section.encode(), name.encode()).decode()
+            return self.config_file().get(section.encode(), name.encode()).decode()
         except KeyError:
             return None
 
     def identity_from_config(self) -> bytes | None:
         """``Name <email>`` from git config (repo, then user), if both are set."""
-        stack = StackedConfig([self._config(), *StackedConfig.default_backends()])
+        stack = StackedConfig([self.config_file(), *StackedConfig.default_backends()])
         try:
             name = stack.get(b"user", b"name")
             email = stack.get(b"user", b"email")

@@ -47,7 +47,7 @@ def load_remotes(camp: CampaignRepo) -> tuple[dict[str, str], list[str]]:
     is moved to the credentials file on first use, under the repository lock; when
     another camp process holds the lock, it is used as it is and moved next time.
     """
-    cfg = _config(camp)
+    cfg = camp.config_file()
     shown: dict[str, str] = {}
     for section in cfg.sections():
         if len(section) == 2 and section[0] == SECTION:
@@ -102,23 +102,19 @@ def pick_remote(camp: CampaignRepo, name: str | None, use: bool = True) -> tuple
 
 def set_remote(camp: CampaignRepo, name: str, url: str) -> None:
     """Record remote ``name`` at ``url`` (added or replaced; the caller holds the lock or owns the clone)."""
-    cfg = _config(camp)
+    cfg = camp.config_file()
     _set_url(camp.git_dir, cfg, name, url)
     cfg.write_to_path()
 
 
 def remove_remote(camp: CampaignRepo, name: str) -> None:
     """Forget remote ``name``'s URL and credentials (the caller holds the lock)."""
-    cfg = _config(camp)
+    cfg = camp.config_file()
     del cfg[(SECTION, name.encode())]
     cfg.write_to_path()
     creds = _read_credentials(camp.git_dir)
     if creds.pop(name, None) is not None:
         _write_credentials(camp.git_dir, creds)
-
-
-def _config(camp: CampaignRepo) -> ConfigFile:
-    return ConfigFile.from_path(os.path.join(camp.git_dir, "config"))
 
 
 def _read_credentials(git_dir: str) -> dict[str, str]:
@@ -152,7 +148,7 @@ def _move_credentials(camp: CampaignRepo, exposed: Mapping[str, str]) -> bool:
     """Move credentials from ``.git/config`` to the 0600 file; False while the lock is busy (next time)."""
     try:
         with camp.lock(wait=0.0):
-            cfg = _config(camp)
+            cfg = camp.config_file()
             for name, url in exposed.items():
                 _set_url(camp.git_dir, cfg, name, url)
             cfg.write_to_path()
