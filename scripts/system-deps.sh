@@ -14,6 +14,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
   || need+=(openssh-server openssh-client)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v tar >/dev/null 2>&1 || need+=(tar)
+# camp web's browser tests: headless Chromium driven by selenium (tests/test_web_browser.py)
+{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps.sh: missing ${need[*]}; run this as root on Debian/Ubuntu to install them" >&2

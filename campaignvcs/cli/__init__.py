@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clone": ("campaignvcs.cli.sync", "clone_cmd"),
     "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
     "store": ("campaignvcs.cli.store", "store_group"),
+    "web": ("campaignvcs.cli.web", "web_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

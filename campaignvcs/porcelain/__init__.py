@@ -57,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "store_match": "store",
     "store_rm": "store",
     "store_pull": "store",
+    "web_serve": "web",
+    "web_export": "web",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""
 
