@@ -47,5 +47,7 @@ def web_cmd(env: Env, port: int, rev: str | None, whole_store: bool, export_dir:
     try:
         porcelain.web_serve(port=port, rev=rev, store=whole_store, keyfile=keyfile, repo=env.repo, env=env.env,
                             ready=ready)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "signum", 2) != 2:
+            raise  # SIGTERM, SIGHUP: reported as for every command
         click.echo("camp web: stopped")

@@ -131,9 +131,14 @@ class Catalog:
             self._by_ident = self.listing.by_ident()
         return self._by_ident.get(dataset_ident)
 
-    def base(self, root: str, title: str) -> dict[str, Any]:
-        """What every page's frame needs."""
-        return {"root": root, "title": title, "campaign_name": self.name, "commit_id": self.commit_id,
+    def base(self, root: str, title: str, pinned: bool = True) -> dict[str, Any]:
+        """What every page's frame needs; ``pinned``: the frame names the catalog's commit.
+
+        Dataset and history pages do not, so a commit rewrites only the exported pages
+        of the datasets it changed.
+        """
+        return {"root": root, "title": title, "campaign_name": self.name,
+                "commit_id": self.commit_id if pinned else "",
                 "static": self.static, "store_root": (root + self.store_root) if self.store_root else None}
 
     # -- pages ----------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class Catalog:
                 if data is not None:
                     texts.append({"name": f.name, "content": data[:TEXT_LIMIT].decode("utf-8", "replace"),
                                   "truncated": len(data) > TEXT_LIMIT, "shown": TEXT_LIMIT, "size": len(data)})
-        context = self.base("../", ds.name)
+        context = self.base("../", ds.name, pinned=False)
         context.update(ds=ds, ident=dataset_ident, replicas=ds.replicas, texts=texts, locked=locked,
                        images=self.pictures(ds), info=self.info(ds.name), info_available=self.has_info,
                        files=[(r.id, f) for r in ds.replicas for f in r.files])
@@ -199,7 +204,7 @@ class Catalog:
                 steps.append({"commit": e.commit, "time": e.time, "timezone": e.timezone, "author": e.author,
                               "message": e.message, "events": []})
             steps[-1]["events"].append(e)
-        context = self.base("../", f"History of {row.name}")
+        context = self.base("../", f"History of {row.name}", pinned=False)
         context.update(name=row.name, ident=dataset_ident, kind=kind, state=state, live=live,
                        steps=list(reversed(steps)))
         return "history.html", context
@@ -218,7 +223,7 @@ class Catalog:
         except (CampError, KeyError, ValueError):
             return None
         context = self.base("../", f"Commit {commit[:10]}")
-        context.update(single=entry, a="", b="", error=None, d=None, shown=[], more=0, initial=0)
+        context.update(single=entry, a="", b="", error=None, d=None, shown=[], more=0, initial=None)
         if entry.parents:
             self._fill_diff(context, entry.parents[0], commit)
         else:
@@ -230,7 +235,7 @@ class Catalog:
     def diff_page(self, a: str, b: str) -> Page:
         """Two revisions compared (default: the catalog's commit against its parent)."""
         context = self.base("", "Diff")
-        context.update(single=None, a=a, b=b, error=None, d=None, shown=[], more=0, initial=0)
+        context.update(single=None, a=a, b=b, error=None, d=None, shown=[], more=0, initial=None)
         if a or b:
             try:
                 self._fill_diff(context, a or self.commit_id, b or self.commit_id)

@@ -19,7 +19,7 @@ from campaignvcs.porcelain.store import StoreEntry, store_ls
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.web.app import CatalogApp
 from campaignvcs.web.export import ExportResult, export_site
-from campaignvcs.web.server import bind, url_of
+from campaignvcs.web.server import bind, serve_until_interrupted, url_of
 
 SEARCH_LIMIT = 500
 """Datasets listed by a search across the store."""
@@ -89,12 +89,9 @@ def web_serve(port: int = 8000, rev: str | None = None, store: bool = False, key
     try:
         app = CatalogApp(store=opened) if store else CatalogApp(source=opened)
         server = bind(app, port)
-        try:
-            if ready is not None:
-                ready(url_of(server))
-            server.serve_forever()
-        finally:
-            server.server_close()
+        if ready is not None:
+            ready(url_of(server))
+        serve_until_interrupted(server)
     finally:
         if store:
             opened.close()

@@ -7,6 +7,8 @@ nothing: the command prints its URL and stays quiet until Ctrl-C.
 
 from __future__ import annotations
 
+import socketserver
+
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from campaignvcs.errors import CampError
@@ -33,6 +35,14 @@ def bind(app: CatalogApp, port: int) -> BaseWSGIServer:
         raise CampError(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror or exc}") from None
     app.allow_port(server.server_port)
     return server
+
+
+def serve_until_interrupted(server: BaseWSGIServer) -> None:
+    """Serve until a signal raises out of the loop (werkzeug's own ``serve_forever`` would swallow it)."""
+    try:
+        socketserver.BaseServer.serve_forever(server)
+    finally:
+        server.server_close()
 
 
 def url_of(server: BaseWSGIServer) -> str:
