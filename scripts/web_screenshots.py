@@ -142,6 +142,7 @@ def screenshot(driver: Any, path: str, width: int = 1200, most: int = 1600) -> N
 
 
 def main(argv: list[str]) -> None:
+    """Build the demo, serve it, and save one screenshot per page into OUTDIR (default docs/img)."""
     out = os.path.abspath(argv[0] if argv else os.path.join(ROOT, "docs", "img"))
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="camp-web-shots-") as tmp:
