@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def first_page(repo: str, env: dict[str, str]) -> tuple[float, float]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        url = line.split()[-1].rstrip("/")
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
         with urllib.request.urlopen(url + "/list/1.html", timeout=600) as r:
             r.read()
         first = time.perf_counter() - start
