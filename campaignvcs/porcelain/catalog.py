@@ -11,6 +11,7 @@ key file given with ``keyfile`` opens them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import zlib
@@ -21,6 +22,7 @@ from typing import Any
 from campaignvcs import history_model as hm
 from campaignvcs import layout
 from campaignvcs.errors import CampError
+from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.model import Dataset, Replica
 from campaignvcs.porcelain import history as hist
 from campaignvcs.porcelain.common import environ, open_repo
@@ -317,6 +319,33 @@ class Catalog:
     def compute_histories(self) -> None:
         """Every dataset's location history in one pass over the commits (for the export)."""
         self._histories = all_histories(self.camp, self.commit)
+
+    def page_keys(self) -> dict[str, str]:
+        """Dataset id → what its dataset and history pages are made of (for the export to skip unchanged ones).
+
+        The dataset folder's tree id (manifest and embedded objects) and the commits of
+        its history; :meth:`compute_histories` first. What applies to every page (key at
+        hand, ``camp info`` installed) is :meth:`context_key`.
+        """
+        folders: dict[str, str] = {}
+        top = self.camp.lookup(self.tree, layout.DATASETS)
+        if top is not None and top[0] == TREE_MODE:
+            for aa, (_m1, aa_id) in self.camp.tree_entries(top[1]).items():
+                for bb, (_m2, bb_id) in self.camp.tree_entries(aa_id).items():
+                    prefix = f"{layout.DATASETS}/{aa.decode()}/{bb.decode()}/"
+                    for name, (_m3, oid) in self.camp.tree_entries(bb_id).items():
+                        folders[prefix + name.decode("utf-8", "surrogateescape")] = oid.decode()
+        histories = self._histories or {}
+        keys = {}
+        for row in self.listing.rows:
+            path = layout.dataset_dir(row.name)
+            commits = ",".join(e.commit or "" for e in histories.get(path, ()))
+            keys[row.ident] = folders.get(path, "") + ":" + hashlib.sha1(commits.encode()).hexdigest()
+        return keys
+
+    def context_key(self) -> str:
+        """What every page depends on beyond its dataset: the key at hand, whether ``camp info`` is installed."""
+        return f"key={self.key_id or ''};info={self.has_info}"
 
     def commits(self) -> list[str]:
         """Every commit reachable from the catalog's commit."""

@@ -8,7 +8,9 @@ browser (``static/list.js``) over ``idx/N.js``, the rows in chunks of
 :data:`CHUNK_ROWS`, loaded with ``<script>`` (``fetch`` is refused on ``file://``).
 
 Exporting again rewrites only what changed: every file is compared with what is there
-before it is written, and commit pages (immutable) are not rendered again.
+before it is written. Pages that cannot have changed are not even rendered again: commit
+pages (immutable), and the pages of a dataset whose folder (manifest and embedded objects)
+and history commits are those of the last export.
 ``.camp-web.json`` lists what the export wrote, so files of datasets that are gone are
 removed — and nothing else in the folder is ever touched.
 """
@@ -90,6 +92,26 @@ def _page(page: tuple[str, dict[str, Any]], **changes: Any) -> bytes:
     return render(template, {**context, "csp": STATIC_CSP})
 
 
+def _dataset_files(source: Any, dataset_ident: str, out: _Writer) -> list[str]:
+    """Write a dataset's page, its images and its history page; returns their paths."""
+    files: list[str] = []
+    found = source.dataset_page(dataset_ident)
+    if found is None:
+        return files
+    for number, picture in enumerate(found[1]["images"]):
+        data = source.image(dataset_ident, number)
+        if data is not None:
+            out.put(picture.url, data)
+            files.append(picture.url)
+    out.put(f"d/{dataset_ident}.html", _page(found))
+    files.append(f"d/{dataset_ident}.html")
+    history = source.history_page(dataset_ident)
+    if history is not None:
+        out.put(f"h/{dataset_ident}.html", _page(history))
+        files.append(f"h/{dataset_ident}.html")
+    return files
+
+
 def export_site(source: Any, folder: str) -> ExportResult:
     """Write the catalog ``source`` (a ``campaignvcs.porcelain.catalog.Catalog`` made with ``static=True``)."""
     folder = os.path.abspath(folder)
@@ -98,11 +120,14 @@ def export_site(source: Any, folder: str) -> ExportResult:
     os.makedirs(folder, exist_ok=True)
     previous: set[str] = set()
     same_version = False
+    old_pages: dict[str, list[Any]] = {}
     try:
         with open(os.path.join(folder, STATE), encoding="utf-8") as f:
             state = json.load(f)
         previous = set(state.get("files", ()))
         same_version = state.get("version") == VERSION
+        if same_version and state.get("context") == source.context_key():
+            old_pages = state.get("pages", {})
     except (OSError, ValueError):
         if os.listdir(folder):
             raise CampError(f"cannot export into {folder}: it holds other files (choose an empty folder)") from None
@@ -117,23 +142,23 @@ def export_site(source: Any, folder: str) -> ExportResult:
         out.put(f"idx/{n}.js", f"campIndex({n}, {json.dumps(part, separators=(',', ':'))});\n".encode())
     out.put("index.html", _page(source.campaign_page()))
     first = source.list_page(Query())
-    pages = first[1]["page"].pages
+    list_pages = first[1]["page"].pages
     out.put("list/1.html", _page(first, chunks=chunks))
-    for n in range(2, pages + 1):
+    for n in range(2, list_pages + 1):
         out.put(f"list/{n}.html", _page(source.list_page(Query(page=n)), chunks=chunks))
     source.compute_histories()
+    keys = source.page_keys()
+    pages: dict[str, list[Any]] = {}
     for row in rows:
-        found = source.dataset_page(row.ident)
-        if found is None:
+        key = keys.get(row.ident, "")
+        old = old_pages.get(row.ident)
+        if old is not None and old[0] == key and all(out.exists(rel) for rel in old[1]):
+            for rel in old[1]:
+                out.keep(rel)  # made of the same objects and commits as last time
+            pages[row.ident] = old
             continue
-        out.put(f"d/{row.ident}.html", _page(found))
-        for number, picture in enumerate(found[1]["images"]):
-            data = source.image(row.ident, number)
-            if data is not None:
-                out.put(picture.url, data)
-        history = source.history_page(row.ident)
-        if history is not None:
-            out.put(f"h/{row.ident}.html", _page(history))
+        files = _dataset_files(source, row.ident, out)
+        pages[row.ident] = [key, files]
     out.put("log.html", _page(source.log_page()))
     for commit in source.commits():
         rel = f"c/{commit}.html"
@@ -153,6 +178,7 @@ def export_site(source: Any, folder: str) -> ExportResult:
             removed += 1
         except FileNotFoundError:
             pass
-    state_bytes = json.dumps({"version": VERSION, "files": sorted(out.files)}, indent=0).encode() + b"\n"
+    state_bytes = json.dumps({"version": VERSION, "context": source.context_key(), "files": sorted(out.files),
+                              "pages": pages}, separators=(",", ":")).encode() + b"\n"
     out.put(STATE, state_bytes)
     return ExportResult(folder, len(rows), out.written, out.unchanged, removed)

@@ -55,7 +55,8 @@ def format_commit_time(seconds: int, offset: int = 0) -> str:
 def environment() -> jinja2.Environment:
     """The template environment (autoescape on for every template)."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("campaignvcs.web", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             auto_reload=False)
     env.filters["size"] = format_size
     env.filters["ns"] = format_ns
     env.filters["commit_time"] = format_commit_time
