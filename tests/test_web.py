@@ -327,3 +327,34 @@ def test_list_pages_100000_rows_quickly_and_never_more_than_a_page():
     sizes = [r.size for r in page.rows]
     assert sizes == sorted(sizes, reverse=True) and len(page.rows) <= PAGE_SIZE
     assert elapsed < 5, elapsed
+
+
+# -- the campaign store ----------------------------------------------------------------------------
+
+
+def test_store_mode_lists_archives_searches_across_campaigns_and_serves_each(demo, tmp_path):
+    repo, env, _key = demo
+    home = tmp_path / "home"
+    store = tmp_path / "store"
+    (home / ".config" / "hpc-campaign").mkdir(parents=True)
+    (home / ".config" / "hpc-campaign" / "config.yaml").write_text(
+        f"Campaign:\n  hostname: laptop\n  campaignstorepath: {store}\n")
+    env = dict(env, HOME=str(home))
+    subprocess.run([CAMP, "--repo", repo, "build"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([CAMP, "web", "--store", "--port", "0"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    try:
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline()).group(1))
+        front = get(port, "/")
+        assert "proj/run_001" in front and 'href="campaigns/0/index.html"' in front
+        found = get(port, "/search.html?q=heat")
+        assert f'href="campaigns/0/d/{ident("heat.bp")}.html">heat.bp<' in found
+        assert "Campaign proj/run_001" in get(port, "/campaigns/0/index.html")
+        assert "tape:/arch/proj" in get(port, f"/campaigns/0/h/{ident('heat.bp')}.html")
+        assert request(port, "/campaigns/1/index.html")[0] == 404
+        assert request(port, "/campaigns/0/../../etc/passwd")[0] == 404
+        assert request(port, "/search.html", method="POST")[0] == 405
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0

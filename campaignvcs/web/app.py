@@ -103,7 +103,7 @@ def _url_map(store: bool) -> Map:
         Rule("/index.html", endpoint="store"),
         Rule("/search.html", endpoint="store"),
         Rule("/static/<any(" + ",".join(f'"{n}"' for n in STATIC_FILES) + "):name>", endpoint="static"),
-        Submount("/campaigns/<int:number>", _campaign_rules()),
+        Submount("/campaigns/<int:campaign>", _campaign_rules()),
     ]
     return Map(rules, converters={"regex": RegexConverter}, strict_slashes=False, merge_slashes=False)
 
@@ -153,8 +153,8 @@ class CatalogApp:
                 q = request.args.get("q") if request.path.endswith("search.html") else None
                 return _page(self.store.store_page(q))
             source = self.source
-            if "number" in args and self.store is not None:
-                source = self.store.campaign(args.pop("number"))
+            if "campaign" in args and self.store is not None:
+                source = self.store.campaign(args.pop("campaign"))
             if source is None:
                 raise NotFound()
             return _campaign_response(source, endpoint, args, request)
