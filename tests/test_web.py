@@ -358,3 +358,20 @@ def test_store_mode_lists_archives_searches_across_campaigns_and_serves_each(dem
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_variable_filter_reads_few_candidates_only():
+    rows = [Row(f"d{i:06d}.bp", "ADIOS", "h", i, i, 1, ident(str(i)), "live", False) for i in range(20_000)]
+    asked = []
+
+    def has_var(name, var):
+        asked.append(name)
+        return name.endswith("7.bp") and var == "T"
+
+    listing = Listing(rows)
+    wide = listing.page(Query(var="T"), has_var)
+    assert wide.total == 0 and "narrow" in wide.note and asked == []
+    narrow = listing.page(Query(q="d0001", var="T"), has_var)
+    assert [r.name for r in narrow.rows] == [f"d0001{i:02d}.bp" for i in range(7, 100, 10)]
+    assert len(asked) == 100
+    assert "camp info" in listing.page(Query(var="T"), None).note

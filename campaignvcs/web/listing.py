@@ -16,6 +16,9 @@ from typing import NamedTuple
 PAGE_SIZE = 100
 """Rows per list page."""
 
+VAR_SCAN_LIMIT = 5_000
+"""The variable filter reads each candidate's metadata (``camp info``): at most this many candidates."""
+
 SORT_KEYS = ("name", "kind", "hosts", "size", "mtime")
 """Columns the list sorts by."""
 
@@ -86,6 +89,8 @@ class Page:
     """Rows matching the filters."""
     page: int
     pages: int
+    note: str = ""
+    """Why the page is empty although datasets may match (a variable filter over too many candidates)."""
 
 
 class Listing:
@@ -127,16 +132,20 @@ class Listing:
             order = order[::-1]
         if needle or kind or host:
             order = [i for i in order if keep(i)]
+        note = ""
         if query.var:
             if has_var is None:
+                order, note = [], "variables are known only when camp info is installed"
+            elif len(order) > VAR_SCAN_LIMIT:
                 order = []
+                note = f"narrow the list to at most {VAR_SCAN_LIMIT} datasets (name, kind, host) to filter by variable"
             else:
                 order = [i for i in order if has_var(rows[i].name, query.var)]
         total = len(order)
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(query.page, pages)
         start = (page - 1) * PAGE_SIZE
-        return Page([rows[i] for i in order[start:start + PAGE_SIZE]], total, page, pages)
+        return Page([rows[i] for i in order[start:start + PAGE_SIZE]], total, page, pages, note)
 
     def by_ident(self) -> dict[str, Row]:
         """Row by :func:`ident`."""
