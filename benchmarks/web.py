@@ -120,9 +120,11 @@ def main() -> None:
         full, full_note = export(repo, out, env)
         extra = corpus.entries[size]
         camp(env, "--repo", repo, "add", "-m", "one more", extra.path, cwd=corpus.campaign)
-        again, again_note = export(repo, out, env)
-        camp(env, "--repo", repo, "rm", extra.path, cwd=corpus.campaign)
-        camp(env, "--repo", repo, "commit", "-m", "undo one more", cwd=corpus.campaign)
+        try:
+            again, again_note = export(repo, out, env)
+        finally:  # the campaign stays the corpus of N live datasets for the next run
+            camp(env, "--repo", repo, "rm", extra.path, cwd=corpus.campaign)
+            camp(env, "--repo", repo, "commit", "-m", "undo one more", cwd=corpus.campaign)
         rows.append((size, first, filtered, full, full_note, again, again_note))
         print(f"[{size}] done", file=sys.stderr)
     if args.prepare:
