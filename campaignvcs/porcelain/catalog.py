@@ -15,7 +15,7 @@ import hashlib
 import importlib
 import inspect
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from campaignvcs import history_model as hm
 from campaignvcs import layout
 from campaignvcs.errors import CampError
 from campaignvcs.gitobjects import TREE_MODE
-from campaignvcs.model import Dataset, Replica
+from campaignvcs.model import Dataset, Replica, loads
 from campaignvcs.porcelain import history as hist
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.porcelain.histories import all_histories
@@ -82,6 +82,7 @@ class Catalog:
         self.store_root = store_root
         self.name = camp.campaign(commit).name
         self._listing: Listing | None = None
+        self._folders: dict[str, str] = {}
         self._by_ident: dict[str, Row] | None = None
         self._summary: dict[str, Any] = {}
         self._info_cache: dict[str, dict[str, Any] | None] = {}
@@ -99,25 +100,27 @@ class Catalog:
             kinds: dict[str, list[int]] = {}
             hosts: dict[str, list[int]] = {}
             deleted = 0
-            for ds in self.camp.datasets(self.tree):
-                live = ds.live_replicas() if ds.live else []
-                names = sorted({r.host for r in live})
-                size = max((r.size for r in live), default=0)
-                rows.append(Row(ds.name, ds.kind, ", ".join(names), size, ds.modtime, len(live), ident(ds.name),
-                                "live" if ds.live else "deleted", any(r.key for r in ds.replicas)))
-                if not ds.live:
+            for d in self._manifests():
+                live = [r for r in d.get("replicas", ()) if not r.get("deltime")] if not d.get("deltime") else []
+                names = sorted({r["host"] for r in live})
+                size = max((r["size"] for r in live), default=0)
+                kind, name = d["kind"], d["name"]
+                rows.append(Row(name, kind, ", ".join(names), size, d.get("modtime", 0), len(live), ident(name),
+                                "deleted" if d.get("deltime") else "live",
+                                any(r.get("key") for r in d.get("replicas", ()))))
+                if d.get("deltime"):
                     deleted += 1
                     continue
-                k = kinds.setdefault(ds.kind, [0, 0])
+                k = kinds.setdefault(kind, [0, 0])
                 k[0] += 1
                 k[1] += size
                 for host in names:
                     hosts.setdefault(host, [0, 0, 0, 0])[0] += 1
                 for r in live:
-                    h = hosts[r.host]
+                    h = hosts[r["host"]]
                     h[1] += 1
-                    h[2] += r.archive is not None
-                    h[3] += r.size
+                    h[2] += r.get("archive") is not None
+                    h[3] += r["size"]
             self._listing = Listing(rows)
             self._summary = {
                 "kinds": [(k, v[0], v[1]) for k, v in sorted(kinds.items())],
@@ -126,6 +129,29 @@ class Catalog:
                 "live": len(rows) - deleted, "deleted": deleted,
             }
         return self._listing
+
+    def _manifests(self) -> Iterator[dict[str, Any]]:
+        """Every dataset manifest of the commit as a plain dict, reading only the manifests.
+
+        The dataset folders' tree ids are kept for :meth:`page_keys`. Plain dicts, not
+        :class:`~campaignvcs.model.Dataset`: building 100,000 of those would double the
+        time to the first page.
+        """
+        folders: dict[str, str] = {}
+        self._folders = folders
+        top = self.camp.lookup(self.tree, layout.DATASETS)
+        if top is None or top[0] != TREE_MODE:
+            return
+        manifest = layout.MANIFEST.encode()
+        for aa, (_m1, aa_id) in sorted(self.camp.tree_entries(top[1]).items()):
+            for bb, (_m2, bb_id) in sorted(self.camp.tree_entries(aa_id).items()):
+                prefix = f"{layout.DATASETS}/{aa.decode()}/{bb.decode()}/"
+                for name, (_m3, folder) in sorted(self.camp.tree_entries(bb_id).items()):
+                    path = prefix + name.decode("utf-8", "surrogateescape")
+                    folders[path] = folder.decode()
+                    entry = self.camp.tree_entries(folder).get(manifest)
+                    if entry is not None:
+                        yield loads(self.camp.read_blob(entry[1]), what=f"manifest of {path}")
 
     def row(self, dataset_ident: str) -> Row | None:
         """The row of a dataset id."""
@@ -327,14 +353,8 @@ class Catalog:
         its history; :meth:`compute_histories` first. What applies to every page (key at
         hand, ``camp info`` installed) is :meth:`context_key`.
         """
-        folders: dict[str, str] = {}
-        top = self.camp.lookup(self.tree, layout.DATASETS)
-        if top is not None and top[0] == TREE_MODE:
-            for aa, (_m1, aa_id) in self.camp.tree_entries(top[1]).items():
-                for bb, (_m2, bb_id) in self.camp.tree_entries(aa_id).items():
-                    prefix = f"{layout.DATASETS}/{aa.decode()}/{bb.decode()}/"
-                    for name, (_m3, oid) in self.camp.tree_entries(bb_id).items():
-                        folders[prefix + name.decode("utf-8", "surrogateescape")] = oid.decode()
+        self.listing  # noqa: B018 - reads the folders' ids too
+        folders = self._folders
         histories = self._histories or {}
         keys = {}
         for row in self.listing.rows:
