@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 from camp_process import CAMP
-from helpers import requires
+from helpers import missing_part, requires
 
 from campaignvcs.web.listing import ident
 
@@ -53,7 +53,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def driver():
     if not HAVE_BROWSER:
-        pytest.skip("no browser")  # the requires mark has already said why (or failed, in CI)
+        missing_part("headless Chromium")  # the requires mark has said so already
     browser = shots.browser()
     browser.set_page_load_timeout(30)
     yield browser
