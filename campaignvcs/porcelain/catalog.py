@@ -38,6 +38,8 @@ DIFF_LIMIT = 500
 """Changed datasets listed on a diff page."""
 TEXT_LIMIT = 64 * 1024
 """Bytes of an embedded text shown on its dataset page."""
+INFO_CACHE = 20_000
+"""``camp info`` results kept in memory (the variable filter asks for up to 5,000 at a time)."""
 INFO_MODULE = "campaignvcs.porcelain.info"
 """``camp info``'s porcelain (``dataset_info(name, rev, repo, cwd, env).to_json()``), used when installed."""
 
@@ -306,6 +308,8 @@ class Catalog:
         if not self.has_info:
             return None
         if name not in self._info_cache:
+            if len(self._info_cache) >= INFO_CACHE:
+                self._info_cache.clear()
             function = importlib.import_module(INFO_MODULE).dataset_info
             extra = {"keyfile": self.keyfile} if "keyfile" in inspect.signature(function).parameters else {}
             try:
