@@ -11,10 +11,12 @@ to the caller's slower path, so correctness never depends on this module.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 import struct
 import zlib
+from array import array
 from typing import NamedTuple
 
 TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
@@ -61,6 +63,7 @@ class PackReader:
         self._packs: list[_Pack] = []
         self._files: list[int] = []
         self._loaded: set[str] = set()
+        self._ends: dict[int, array] = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -170,6 +173,37 @@ class PackReader:
         # stops at the end of the stream, so this slice always holds the whole object.
         return name, zlib.decompressobj().decompress(data[pos: pos + size + size // 1000 + 64])
 
+    def stored_entry(self, hex_id: bytes) -> bytes | None:
+        """The object's pack entry exactly as stored (type/size header and deflated data), or None.
+
+        A push copies these bytes into its pack instead of inflating and deflating every
+        object again; None (a loose object, a delta, a large-offset pack) means the caller
+        encodes the object itself.
+        """
+        where = self._locate(bytes.fromhex(hex_id.decode()))
+        if where is None:
+            return None
+        number, start = where
+        if start & 0x80000000:
+            return None
+        data = self._packs[number].data
+        if not 1 <= (data[start] >> 4) & 7 <= 4:
+            return None  # a delta
+        ends = self._ends.get(number)
+        if ends is None:
+            ends = self._ends[number] = self._entry_starts(number)
+        i = bisect.bisect_right(ends, start)
+        return data[start: ends[i]] if i < len(ends) else None
+
+    def _entry_starts(self, number: int) -> array:
+        """Every entry's start in pack ``number``, sorted, then the trailer's: entry i ends where i+1 starts."""
+        pack = self._packs[number]
+        starts = array("Q", sorted(struct.unpack_from(f">{pack.objects}I", pack.idx, SHAS_AT + pack.objects * 24)))
+        if starts and starts[-1] & 0x80000000:
+            return array("Q")  # a pack over 2 GiB: its ends are not all known here
+        starts.append(len(pack.data) - 20)
+        return starts
+
     def _read_loose(self, hex_id: bytes) -> tuple[bytes, bytes] | None:
         h = hex_id.decode()
         try:
@@ -188,5 +222,6 @@ class PackReader:
         for fd in self._files:
             os.close(fd)
         self._packs.clear()
+        self._ends.clear()
         self._files.clear()
         self._index = None

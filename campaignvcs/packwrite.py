@@ -51,6 +51,24 @@ def write_pack(folder: str, objects: Iterable[tuple[bytes, int, bytes]], count: 
     the same order give byte-identical files (a retried push re-sends the same pack).
     ``fault_at`` names a crash-test kill point (see :mod:`campaignvcs.faults`).
     """
+    entries = ((oid, encode_entry(type_num, raw, oid in dense)) for oid, type_num, raw in objects)
+    return write_pack_entries(folder, entries, count, fault_at=fault_at)
+
+
+def encode_entry(type_num: int, raw: bytes, dense: bool = False) -> bytes:
+    """One pack entry: git's type/size header, then the content deflated (or stored, when ``dense``)."""
+    body = stored_zlib(raw) if dense else zlib.compress(raw, PACK_COMPRESSION)
+    return pack_entry_header(type_num, len(raw)) + body
+
+
+def write_pack_entries(folder: str, entries: Iterable[tuple[bytes, bytes]], count: int,
+                       durable: bool = True, fault_at: str | None = None) -> PackFiles:
+    """Write ``count`` ready pack entries, given as (hex id, entry bytes), as one pack and its index.
+
+    A push hands over entries copied from the packs that hold them (nothing inflated or
+    deflated again). ``durable`` false skips the fsyncs: for a pack that is uploaded and
+    thrown away, not one the repository keeps.
+    """
     from dulwich.pack import write_pack_index
 
     os.makedirs(folder, exist_ok=True)
@@ -58,18 +76,16 @@ def write_pack(folder: str, objects: Iterable[tuple[bytes, int, bytes]], count: 
     idx_fd, tmp_idx = make_temp(folder, TEMPORARY_PREFIXES[1])
     os.close(idx_fd)
     try:
-        entries: list[tuple[bytes, int, int]] = []
+        index: list[tuple[bytes, int, int]] = []
         digest = hashlib.sha1()
         written = 0
         with os.fdopen(fd, "wb") as f:
             chunks = [b"PACK" + struct.pack(">II", 2, count)]
             offset = len(chunks[0])
-            for oid, type_num, raw in objects:
-                body = stored_zlib(raw) if oid in dense else zlib.compress(raw, PACK_COMPRESSION)
-                head = pack_entry_header(type_num, len(raw))
-                entries.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(body, zlib.crc32(head))))
-                chunks += (head, body)
-                offset += len(head) + len(body)
+            for oid, entry in entries:
+                index.append((bytes.fromhex(oid.decode()), offset, zlib.crc32(entry)))
+                chunks.append(entry)
+                offset += len(entry)
                 written += 1
                 if len(chunks) > 512:
                     data = b"".join(chunks)
@@ -86,13 +102,15 @@ def write_pack(folder: str, objects: Iterable[tuple[bytes, int, bytes]], count: 
             fault(fault_at, "pack-half-written")
             f.write(data[len(data) // 2:] + checksum)
             f.flush()
-            os.fsync(f.fileno())
-        entries.sort()
+            if durable:
+                os.fsync(f.fileno())
+        index.sort()
         with open(tmp_idx, "wb") as f:
-            write_pack_index(f, entries, checksum)
+            write_pack_index(f, index, checksum)
             f.flush()
             fault(fault_at, "pack-index-written")
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         name = "pack-" + checksum.hex()
         base = os.path.join(folder, name)
         os.chmod(tmp_pack, 0o444)
