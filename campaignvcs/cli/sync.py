@@ -121,7 +121,7 @@ def push_cmd(env: Env, remote: str | None, build: bool, as_json: bool) -> None:
         return
     click.echo(f"{result.remote}: {_short(result.old)}..{_short(result.new)}  {result.objects} objects, "
                f"{format_size(result.pack_bytes)} history"
-               + (f", {format_size(result.archive_bytes)} archive" if result.archive_bytes else ""))
+               + (f", {format_size(result.archive_bytes)} archive ({result.archive})" if result.archive_bytes else ""))
 
 
 @click.command("fetch")

@@ -73,6 +73,8 @@ class PushResult:
     archive_bytes: int
     bytes_sent: int
     warnings: list[str] = field(default_factory=list)
+    archive: str = ""
+    """How the archive sent was made: ``store copy``, ``patched``, ``built in full``; "" when none was sent."""
 
 
 def push(remote: str | None = None, build: bool = True, repo: str | None = None, cwd: str | None = None,
@@ -97,7 +99,8 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         run_hook(camp, "pre-push", env, commit=head,
                  extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
         options = remote_options(camp, r.name)
-        builder = _archive_builder(camp, head, env, warnings, r.name, options) \
+        how: list[str] = []
+        builder = _archive_builder(camp, head, env, warnings, r.name, options, how.append) \
             if build and options.archive else None
         with r.rclone:
             out = sync.push(camp, r, head, builder, progress=progress)
@@ -105,18 +108,21 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         remote=r.name, url=r.shown_url, old=out.old.decode() if out.old else None, new=out.new.decode(),
         up_to_date=out.up_to_date, objects=out.objects, pack_bytes=out.pack_bytes,
         archive_bytes=out.aca_bytes, bytes_sent=out.pack_bytes + out.aca_bytes, warnings=warnings,
+        archive=how[-1] if how and out.aca_bytes else "",
     )
 
 
 def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str], warnings: list[str],
-                     remote: str, options: RemoteOptions) -> Callable[[str], str] | None:
+                     remote: str, options: RemoteOptions,
+                     made: Callable[[str], None]) -> Callable[[str], str] | None:
     """A function that builds the archive of ``head`` for ``remote`` to a path, or None if build is unavailable.
 
     Never a full build when an earlier archive exists: the build starts from a copy of
     the store's archive (at ``head``, it is uploaded as it is) or of the archive this
     clone last pushed to ``remote`` (kept in ``.git/camp/remotes/<name>/``), and only
-    the datasets changed since are rewritten. The result is kept for the next push.
-    Defined here and handed down, so the core push never reaches back up into porcelain.
+    the datasets changed since are rewritten. The result is kept for the next push;
+    ``made`` is told how the archive came about. Defined here and handed down, so the
+    core push never reaches back up into porcelain.
     """
     try:
         from campaignvcs.porcelain.archive import build
@@ -128,6 +134,7 @@ def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str], wa
 
     def run(path: str) -> str:
         if whole and _copy_store_archive(camp, head, env, path) == head.decode():
+            made("store copy")
             return path
         if os.path.isfile(kept):
             shutil.copyfile(kept, path)  # this remote's last archive: patched below
@@ -135,6 +142,7 @@ def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str], wa
         built = build(rev=head.decode(), output=path, repo=camp, cwd=camp.root, env=env, hooks=False,
                       include=options.include, exclude=options.exclude)
         warnings.extend(built.warnings)
+        made("patched" if built.incremental else "built in full")
         _keep(built.path, kept)
         return built.path
 
