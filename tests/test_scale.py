@@ -223,3 +223,21 @@ def test_pack_index_is_byte_for_byte_git_s_format_with_large_offsets():
     expected = io.BytesIO()
     write_pack_index(expected, sorted(zip(shas, offsets, crcs)), checksum)
     assert pack_index(shas, offsets, crcs, checksum) == expected.getvalue()
+
+
+def test_a_build_with_bounded_file_memory_holds_the_same_datasets(runs, camp, tmp_path, store, monkeypatch):
+    """With only one file key remembered, identical files may get rows of their own; nothing else changes."""
+    from campaignvcs.aca import writer
+
+    root, data = runs
+    shutil.copytree(data / "run_1", data / "run_3")  # identical metadata files in other datasets
+    camp("--repo", root, "add", "-m", "copies", "run_3/fields.bp", "run_3/notes.txt", cwd=data)
+    camp("--repo", root, "build", "-o", tmp_path / "shared.aca")
+    monkeypatch.setattr(writer, "FILE_KEYS_KEPT", 1)
+    r = camp("--repo", root, "build", "-o", tmp_path / "bounded.aca", "--check")
+    assert "check: ok" in r.output
+    assert names_in(tmp_path / "bounded.aca") == names_in(tmp_path / "shared.aca")
+    with sqlite3.connect(tmp_path / "shared.aca") as a, sqlite3.connect(tmp_path / "bounded.aca") as b:
+        shared = a.execute("select count(*) from file").fetchone()[0]
+        bounded = b.execute("select count(*) from file").fetchone()[0]
+    assert bounded > shared  # the copies' files were shared in the first, not in the second

@@ -294,30 +294,42 @@ def datasets_by_name(camp: CampaignRepo, tree: bytes,
 
     The tree is ordered by a hash of the name; the name is also in each folder's path,
     so sorting needs only the paths, never the manifests. The walk parses raw trees
-    without keeping them: at 100,000 datasets the repository's tree cache would hold all
-    ~165,000 folders of the campaign in memory for the length of the build.
+    without keeping them (the repository's tree cache would hold every folder of the
+    campaign), and the (name, manifest id) pairs are sorted by SQLite in a temporary
+    database on disk rather than in a Python list, so a build's memory does not grow
+    with the campaign (a million pairs would be ~250 MB here). Names go in as UTF-8 with
+    lone surrogates kept (``surrogatepass``), whose byte order is Python's code-point order.
     """
     entry = camp.lookup(tree, layout.DATASETS)
     if entry is None or entry[0] != TREE_MODE:
         return
     manifest = layout.MANIFEST.encode()
-    found: list[tuple[str, bytes]] = []
+    pairs = sqlite3.connect("")  # "": a private temporary database, on disk once it outgrows its cache
+    try:
+        pairs.execute("create table found(name blob, manifest blob)")
+        batch: list[tuple[bytes, bytes]] = []
 
-    def walk(oid: bytes, prefix: bytes) -> None:
-        kind, data = camp.read_raw(oid)
-        if kind != b"tree":
-            raise CampError(f"object {oid.decode()} is not a tree")
-        for name, mode, sha in parse_tree(data, 20):
-            if mode == TREE_MODE:
-                walk(sha, prefix + name + b"/")
-            elif name == manifest:
-                found.append((_name_of(prefix), sha))
+        def walk(oid: bytes, prefix: bytes) -> None:
+            kind, data = camp.read_raw(oid)
+            if kind != b"tree":
+                raise CampError(f"object {oid.decode()} is not a tree")
+            for name, mode, sha in parse_tree(data, 20):
+                if mode == TREE_MODE:
+                    walk(sha, prefix + name + b"/")
+                elif name == manifest:
+                    dataset = _name_of(prefix)
+                    if keep(dataset):
+                        batch.append((dataset.encode("utf-8", "surrogatepass"), sha))
+                        if len(batch) >= 10_000:
+                            pairs.executemany("insert into found values (?, ?)", batch)
+                            batch.clear()
 
-    walk(entry[1], layout.DATASETS.encode() + b"/")
-    found = [f for f in found if keep(f[0])]
-    found.sort()
-    for name, sha in found:
-        yield Dataset.loads(camp.read_blob(sha), what=f"manifest of {name}")
+        walk(entry[1], layout.DATASETS.encode() + b"/")
+        pairs.executemany("insert into found values (?, ?)", batch)
+        for name, sha in pairs.execute("select name, manifest from found order by name, manifest"):
+            yield Dataset.loads(camp.read_blob(sha), what=f"manifest of {name.decode('utf-8', 'surrogatepass')}")
+    finally:
+        pairs.close()
 
 
 def _name_of(folder: bytes) -> str:
