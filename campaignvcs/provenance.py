@@ -143,15 +143,12 @@ def parse_blocks(message: str) -> list[tuple[Provenance, list[str] | None]]:
     return [(p, n) for p, n in blocks if any(k in p for k in LEADS)]
 
 
-def recorded_by(message: str, name: str) -> Provenance:
-    """The provenance a commit message gives for dataset ``name`` ({} when it names none)."""
+def recorded_by(message: str, name: str) -> list[Provenance]:
+    """The writers a commit message names for dataset ``name`` (several when jobs added replicas of it)."""
     blocks = parse_blocks(message)
-    for prov, names in blocks:
-        if names is None and len(blocks) == 1:
-            return prov
-        if names is not None and name in names:
-            return prov
-    return {}
+    if len(blocks) == 1 and blocks[0][1] is None:
+        return [blocks[0][0]]
+    return [prov for prov, names in blocks if names is not None and name in names]
 
 
 def describe(prov: Mapping[str, str]) -> str:

@@ -72,7 +72,7 @@ def test_concurrent_writers_are_never_refused_and_one_commit_gathers_all(campaig
     # the same user on the same host: one block of trailers that stands for every dataset
     message = head_message(campaign)
     assert len(parse_blocks(message)) == 1
-    assert all(recorded_by(message, n).get("Recorded-By", "").endswith(os.uname().nodename) for n in names)
+    assert all(recorded_by(message, n)[0].get("Recorded-By", "").endswith(os.uname().nodename) for n in names)
 
 
 def test_writers_committing_at_once_lose_nothing(campaign, notes):
@@ -91,16 +91,19 @@ def test_writers_committing_at_once_lose_nothing(campaign, notes):
     assert shard_files(campaign) == []
 
 
-def test_the_same_dataset_from_two_shards_merges_its_replicas(campaign, camp, tmp_path):
-    for host in ("nodeA", "nodeB"):
+def test_the_same_dataset_from_two_jobs_merges_its_replicas_and_names_both(campaign, camp, tmp_path, monkeypatch):
+    for job, host in (("101", "nodeA"), ("102", "nodeB")):
         folder = tmp_path / host
         folder.mkdir()
         (folder / "out.txt").write_text("same content\n")
-        camp("--repo", campaign, "add", "--shard-staging", "--host", host, "--name", "run/out.txt", "out.txt",
-             cwd=folder)
+        monkeypatch.setenv("SLURM_JOB_ID", job)
+        camp("--repo", campaign, "add", "--host", host, "--name", "run/out.txt", "out.txt", cwd=folder)
+    monkeypatch.delenv("SLURM_JOB_ID")
     camp("--repo", campaign, "commit", "-m", "two nodes")
     ds = manifest(campaign, "run/out.txt", "HEAD")
     assert sorted(r.host for r in ds.live_replicas()) == ["nodeA", "nodeB"]
+    where = camp("--repo", campaign, "whereis", "--history", "run/out.txt").output
+    assert "recorded by Slurm-Job 101" in where and "recorded by Slurm-Job 102" in where
 
 
 def test_a_conflict_between_shards_stops_the_commit_naming_the_shard(campaign, camp, tmp_path):
@@ -144,8 +147,8 @@ def test_slurm_variables_become_trailers_shown_by_log_show_whereis_and_git(campa
     assert "recorded by Slurm-Job 4242_7, Slurm-Cluster frontier" in where
     assert "recorded by Slurm-Job 5000" in camp("--repo", campaign, "whereis", "--history", "n03.txt").output
     message = head_message(campaign)
-    assert recorded_by(message, "n01.txt")["Input-Deck"] == "deck.in"
-    assert recorded_by(message, "n03.txt") == {"Slurm-Job": "5000", "Slurm-Cluster": "frontier"}
+    assert recorded_by(message, "n01.txt")[0]["Input-Deck"] == "deck.in"
+    assert recorded_by(message, "n03.txt") == [{"Slurm-Job": "5000", "Slurm-Cluster": "frontier"}]
     if shutil.which("git"):
         jobs = subprocess.run(["git", "log", "-1", "--format=%(trailers:key=Slurm-Job,valueonly)"], cwd=campaign,
                               capture_output=True, text=True, check=True).stdout.split()

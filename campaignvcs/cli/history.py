@@ -165,8 +165,8 @@ def whereis_cmd(env: Env, name: str, history: bool, rev: str | None, as_json: bo
                 if e.commit:
                     when = format_time(e.time, e.timezone)
                     click.echo(f"  {e.commit[:10]}  {when}  {e.author}  {e.message}")
-                    if e.recorded_by:
-                        click.echo("      recorded by " + ", ".join(f"{k} {v}" for k, v in e.recorded_by.items()))
+                    for by in e.recorded_by:
+                        click.echo("      recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
                 else:
                     click.echo("  staged, not committed")
             what = f"replica {e.replica.id} {e.replica.where}" if e.replica is not None else "dataset"

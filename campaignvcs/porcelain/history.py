@@ -265,8 +265,8 @@ class HistoryEvent:
     event: str
     replica: hm.ReplicaRef | None = None
     fields: list[str] = field(default_factory=list)
-    recorded_by: dict[str, str] = field(default_factory=dict)
-    """The provenance trailers the commit gives for this dataset (the Slurm job that recorded it)."""
+    recorded_by: list[dict[str, str]] = field(default_factory=list)
+    """The provenance trailers the commit gives for this dataset: the Slurm jobs that recorded it."""
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ def _location_history(camp: CampaignRepo, start: bytes, name: str, staged: bool)
             evs = hm.replica_events(parent, mine)
             common = evs if common is None else [e for e in common if e in evs]
         entry = _entry(commit)
-        by = recorded_by(entry.message, name) if common else {}
+        by = recorded_by(entry.message, name) if common else []
         for ev in common or ():
             out.append(HistoryEvent(entry.id, entry.time, entry.timezone, entry.author,
                                     entry.message.split("\n", 1)[0], ev.event, ev.replica, ev.fields, by))
