@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 from camp_process import CAMP, run
@@ -211,6 +212,7 @@ def test_files_from_stdin_and_nul_separated(campaign, camp, notes, tmp_path):
     (["--shard", "x", "n01.txt"], "invalid --shard 'x'"),
     (["--files-from", "missing.txt"], "cannot read the file list missing.txt"),
     (["-0", "n01.txt"], "-0 goes with --files-from"),
+    ([], "nothing to add"),
 ])
 def test_bad_file_lists_and_shards_are_one_line_errors(campaign, camp, notes, args, needle):
     result = camp("--repo", campaign, "add", *args, cwd=notes, ok=False)
@@ -260,3 +262,29 @@ def test_a_commit_killed_after_the_branch_moved_is_finished_by_the_next(campaign
     camp("--repo", campaign, "add", "--shard-staging", "n03.txt", cwd=notes)
     camp("--repo", campaign, "commit", "-m", "next")
     assert committed_names(campaign) == ["n01.txt", "n02.txt", "n03.txt"]
+
+
+def test_the_writers_benchmark_runs_at_a_tiny_size(tmp_path):
+    """benchmarks/writers.py keeps working (the figures come from a full run, not from here)."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "writers.py")
+    r = subprocess.run([sys.executable, script, "--writers", "3", "--per", "2", "--no-slurm", "--no-lock-row",
+                        "--workdir", str(tmp_path / "w")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:4] == ["0", "0"], row  # refused, lost
+
+
+def test_a_shard_recorded_already_is_removed_by_the_next_commit(campaign, camp, notes, tmp_path):
+    camp("--repo", campaign, "add", "--shard-staging", "n01.txt", cwd=notes)
+    (first,) = shard_files(campaign)
+    folder = campaign / ".git" / "camp" / "shards"
+    shutil.copy(folder / first, tmp_path / first)
+    camp("--repo", campaign, "commit", "-m", "first")
+    shutil.move(tmp_path / first, folder / first)  # as a commit killed before removing it leaves it
+    assert "nothing to commit" in camp("--repo", campaign, "status").output
+    assert_one_line_error(camp("--repo", campaign, "commit", "-m", "again", ok=False), "nothing to commit")
+    assert shard_files(campaign) == []
+    assert committed_names(campaign) == ["n01.txt"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from campaignvcs import provenance
-from campaignvcs.errors import BadInput, RepoLocked
+from campaignvcs.errors import BadInput, NothingToCommit, RepoLocked
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.shards import save_shard, shard_transaction
 from campaignvcs.tempfiles import hostname
@@ -65,6 +65,8 @@ def add_to_shard(camp: CampaignRepo, env: Mapping[str, str], meta: Mapping[str, 
                 if not os.path.exists(path):
                     break
                 return ShardAdd(results, path, commit(tx))
+        except NothingToCommit:
+            break  # what the shard records was committed already (another writer recorded the same)
         except RepoLocked:
             if time.monotonic() >= deadline:
                 return ShardAdd(results, path, warnings=[

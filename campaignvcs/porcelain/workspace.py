@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from campaignvcs import layout, provenance
-from campaignvcs.errors import BadInput, CampError, UsageError
+from campaignvcs.errors import BadInput, NothingToCommit, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import (
@@ -571,7 +571,7 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     changes = camp.staged_changes()
     if not changes and not parents:
         remove(gathered.paths)  # committed before (a commit killed before it removed them)
-        raise CampError("nothing to commit (use 'camp add' to record datasets)")
+        raise NothingToCommit("nothing to commit (use 'camp add' to record datasets)")
     if before is not None:
         tx.save()  # a pre-commit hook sees the change staged (camp status, camp diff)
         before()
