@@ -80,10 +80,12 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     if files_from is not None:
         listed += porcelain.read_path_list(files_from, nul, stdin=sys.stdin.buffer)
     paths = tuple(porcelain.take_share(listed, share) if share is not None else listed)
-    if share is not None and not paths:
-        click.echo(f"nothing to add in share {share} of {len(listed)} path(s)")
+    if share is not None and not paths:  # more tasks than paths: this one has nothing to do
+        echo_json([]) if as_json else click.echo(f"nothing to add in share {share} of {len(listed)} path(s)")
         return
     if source is not None:
+        if shard_staging or meta:
+            raise UsageError("--shard-staging and --meta cannot be used with --from")
         _add_from(env, source, paths, host, name, store, thumbnail, kind, message, keyfile, directory, when,
                   fetch_metadata, as_json)
         return
