@@ -212,7 +212,7 @@ def test_files_from_stdin_and_nul_separated(campaign, camp, notes, tmp_path):
     (["--shard", "x", "n01.txt"], "invalid --shard 'x'"),
     (["--files-from", "missing.txt"], "cannot read the file list missing.txt"),
     (["-0", "n01.txt"], "-0 goes with --files-from"),
-    ([], "nothing to add"),
+    ([], "missing argument"),
 ])
 def test_bad_file_lists_and_shards_are_one_line_errors(campaign, camp, notes, args, needle):
     result = camp("--repo", campaign, "add", *args, cwd=notes, ok=False)

@@ -75,7 +75,7 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     if nul and files_from is None:
         raise UsageError("-0 goes with --files-from FILE")
     if not paths and files_from is None:
-        raise UsageError("nothing to add: give one or more paths, or --files-from FILE")
+        raise UsageError("missing argument 'PATHS...' (or --files-from FILE)")
     listed = list(paths)
     if files_from is not None:
         listed += porcelain.read_path_list(files_from, nul, stdin=sys.stdin.buffer)
