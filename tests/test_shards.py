@@ -143,7 +143,13 @@ def test_slurm_variables_become_trailers_shown_by_log_show_whereis_and_git(campa
     log = camp("--repo", campaign, "log", "-n", "1").output
     assert "Slurm-Job: 4242_7" in log and "Slurm-Cluster: frontier" in log and "Slurm-Job: 5000" in log
     assert "Slurm-Nodes: nid[001-002]" in log and "Slurm-User: alice" in log and "Input-Deck: deck.in" in log
-    assert "Slurm-Job: 4242_7" in camp("--repo", campaign, "show").output
+    shown = camp("--repo", campaign, "show").output
+    assert "Slurm-Job: 4242_7" in shown  # the trailers, with the message
+    n02 = shown.split("TEXT   n02.txt", 1)[1].splitlines()[1]
+    assert n02.strip() == "recorded by Slurm-Job 4242_7, Slurm-Cluster frontier, Slurm-Nodes nid[001-002], " \
+                          "Slurm-User alice, Input-Deck deck.in"
+    n03 = shown.split("TEXT   n03.txt", 1)[1].splitlines()[1]
+    assert n03.strip() == "recorded by Slurm-Job 5000, Slurm-Cluster frontier"
     where = camp("--repo", campaign, "whereis", "--history", "n02.txt").output
     assert "recorded by Slurm-Job 4242_7, Slurm-Cluster frontier" in where
     assert "recorded by Slurm-Job 5000" in camp("--repo", campaign, "whereis", "--history", "n03.txt").output

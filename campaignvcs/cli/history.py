@@ -68,6 +68,8 @@ def show_cmd(env: Env, rev: str | None, names: tuple[str, ...], as_json: bool) -
     for ds in shown.datasets:
         state = "" if ds.live else f"  [deleted {format_ns(ds.deltime)}]"
         click.echo(f"{ds.kind:<6} {ds.name}  uuid {ds.uuid}{state}")
+        for by in shown.recorded_by.get(ds.name, ()):
+            click.echo("       recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
         for r in ds.replicas:
             where = f"{r.host}:{r.dir}" + ("" if r.archive is None else f" [archive {r.archive or '(dir)'}]")
             extra = f"  {r.resolution[0]}x{r.resolution[1]}" if r.resolution else ""

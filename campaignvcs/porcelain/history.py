@@ -18,7 +18,7 @@ from campaignvcs.errors import BadInput
 from campaignvcs.gitobjects import TREE_MODE, Entry
 from campaignvcs.model import Dataset, Host, TimeSeries
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.provenance import recorded_by
+from campaignvcs.provenance import parse_blocks, recorded_by
 from campaignvcs.repo import CampaignRepo
 
 
@@ -124,6 +124,8 @@ class Shown:
     commit: LogEntry
     campaign: str
     datasets: list[Dataset]
+    recorded_by: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """Dataset changed by this commit → the writers its trailers name (the Slurm jobs that recorded it)."""
 
 
 def show(
@@ -147,7 +149,21 @@ def show(
                 datasets.append(ds)
         else:
             datasets = sorted(camp.datasets(commit.tree), key=lambda d: d.name)
-        return Shown(_entry(commit), camp.campaign(oid).name, datasets)
+        return Shown(_entry(commit), camp.campaign(oid).name, datasets, _writers(camp, commit, datasets))
+
+
+def _writers(camp: CampaignRepo, commit: Commit, datasets: list[Dataset]) -> dict[str, list[dict[str, str]]]:
+    """Who recorded each dataset the commit changed, as its trailers say (nothing to read without trailers)."""
+    message = commit.message.decode("utf-8", "replace")
+    if not parse_blocks(message):
+        return {}
+    parent = camp.tree_of(commit.parents[0]) if commit.parents else None
+    found: dict[str, list[dict[str, str]]] = {}
+    for ds in datasets:
+        path = layout.dataset_dir(ds.name)
+        if camp.lookup(commit.tree, path) != camp.lookup(parent, path) and (by := recorded_by(message, ds.name)):
+            found[ds.name] = by
+    return found
 
 
 # -- diff ---------------------------------------------------------------------------
