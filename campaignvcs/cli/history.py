@@ -68,6 +68,8 @@ def show_cmd(env: Env, rev: str | None, names: tuple[str, ...], as_json: bool) -
     for ds in shown.datasets:
         state = "" if ds.live else f"  [deleted {format_ns(ds.deltime)}]"
         click.echo(f"{ds.kind:<6} {ds.name}  uuid {ds.uuid}{state}")
+        for by in shown.recorded_by.get(ds.name, ()):
+            click.echo("       recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
         for r in ds.replicas:
             where = f"{r.host}:{r.dir}" + ("" if r.archive is None else f" [archive {r.archive or '(dir)'}]")
             extra = f"  {r.resolution[0]}x{r.resolution[1]}" if r.resolution else ""
@@ -165,6 +167,8 @@ def whereis_cmd(env: Env, name: str, history: bool, rev: str | None, as_json: bo
                 if e.commit:
                     when = format_time(e.time, e.timezone)
                     click.echo(f"  {e.commit[:10]}  {when}  {e.author}  {e.message}")
+                    for by in e.recorded_by:
+                        click.echo("      recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
                 else:
                     click.echo("  staged, not committed")
             what = f"replica {e.replica.id} {e.replica.where}" if e.replica is not None else "dataset"

@@ -57,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "store_match": "store",
     "store_rm": "store",
     "store_pull": "store",
+    "read_path_list": "pathlists",
+    "take_share": "pathlists",
+    "parse_meta": "pathlists",
     "web_serve": "web",
     "web_export": "web",
 }
