@@ -9,6 +9,7 @@ by ``camp build``; ``config.yaml`` says this host is "LOCALHOST".
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +19,9 @@ import pytest
 import yaml
 from adios2_world import World, extract_adios2, world_missing
 from helpers import missing_part
+from nacl.secret import SecretBox
+
+from campaignvcs import keys
 
 # Sums of the test data (written by DATA below).
 A_BP = {"a.bp/T": 3798.0, "a.bp/step": 3.0}
@@ -84,12 +88,18 @@ class Setup:
             "OTHERHOST": {"adios": self.entry()},  # port 22: the default
         }
         self.write_hosts()
-        # A password-protected key; camp connect unlocks it at start-up (CAMP_KEY_PASSWORD).
+        # The key camp add -k uses, and the same key sealed with a password for camp connect, which
+        # unlocks it at start-up (CAMP_KEY_PASSWORD). (Each unlock costs seconds of Argon2 on purpose.)
+        self.plain_key = root / "e2e-plain.key"
+        self.camp("key", "generate", self.plain_key, "--note", "e2e")
+        kf = keys.read_keyfile(str(self.plain_key))
+        salt = os.urandom(16)
+        sealed = bytes(SecretBox(keys.derive(PASSWORD, salt)).encrypt(kf.key))
         self.key = w.cfg / "keys" / "e2e.key"
-        self.camp("key", "generate", "-p", self.key, "--note", "e2e", env={"CAMP_KEY_PASSWORD": PASSWORD})
-        self.key_id = yaml.safe_load(self.key.read_text())["id"]
+        keys.write_keyfile(str(self.key), keys.KeyFile(kf.id, sealed, kf.note, salt, kf.date))
+        self.key_id = kf.id
         # plain.aca: a.bp + h.h5 on REMOTEHOST, o.bp on OTHERHOST; enc.aca: the same, metadata encrypted.
-        for name, key in (("plain", None), ("enc", self.key)):
+        for name, key in (("plain", None), ("enc", self.plain_key)):
             repo = root / f"campaign-{name}"
             self.camp("init", repo, "--name", f"e2e/{name}", "--host", "REMOTEHOST")
             k = ["-k", key] if key else []
@@ -296,3 +306,70 @@ def test_check_logs_in_to_every_host_and_starts_its_server(setup):
     assert only.returncode == 0 and "OTHERHOST" not in only.stdout and "REMOTEHOST/adios: ok:" in only.stdout
     r = check("NOSUCHHOST")
     assert r.returncode != 0 and "no host 'NOSUCHHOST' with services in" in r.stderr
+
+
+PNG = "89504e470d0a1a0a"
+
+
+def test_encrypted_embedded_items_what_readers_see_and_the_warnings(setup):
+    """ADIOS2 2.12.1 never asks for the key of an embedded image; camp says which images readers miss."""
+    w = setup.world
+    k = ["-k", setup.plain_key]
+    repo = w.root / "campaign-stored"
+    setup.camp("init", repo, "--name", "e2e/stored", "--host", "REMOTEHOST")
+    add = setup.camp("add", "--store", "plot.png", *k, "-m", "stored image", repo=repo, cwd=setup.remote)
+    assert ("camp: warning: plot.png: the stored image is encrypted, and ADIOS2 2.12.1 never asks for the key "
+            "of an embedded image: readers see zeros unless the archive also holds a replica on another host "
+            "encrypted with this key (camp build says which images)") in add.stderr, add.stderr
+    build = setup.camp("build", "-o", w.store / "stored.aca", repo=repo)
+    assert (f"camp: warning: plot.png/64x48: encrypted embedded image that ADIOS2 2.12.1 readers see as zeros: "
+            f"it never asks camp connect for the key of an embedded image, and no other replica in this archive "
+            f"makes it fetch key {setup.key_id}") in build.stderr, build.stderr
+
+    repo = w.root / "campaign-thumb"
+    setup.camp("init", repo, "--name", "e2e/thumb", "--host", "REMOTEHOST")
+    add = setup.camp("add", "--thumbnail", "32", "32", "plot.png", *k, repo=repo, cwd=setup.remote)
+    assert ("camp: warning: plot.png: readers on host REMOTEHOST will see zeros for its encrypted thumbnail "
+            "(ADIOS2 2.12.1 fetches the key only for a replica on another host; elsewhere it decrypts)") in add.stderr
+    setup.camp("add", "--store", "notes.txt", *k, "-m", "thumbnail and text", repo=repo, cwd=setup.remote)
+    build = setup.camp("build", "-o", w.store / "thumb.aca", repo=repo)
+    assert (f"camp: warning: plot.png/32x24: encrypted embedded image that ADIOS2 2.12.1 readers on host "
+            f"REMOTEHOST see as zeros (it fetches key {setup.key_id} only for a replica on another host; "
+            f"elsewhere it decrypts)") in build.stderr, build.stderr
+
+    setup.connect(password=True)
+    stored = w.read(w.store / "stored.aca", hide=setup.hide)
+    assert stored.blobs["plot.png/64x48"]["zeros"] == stored.blobs["plot.png/64x48"]["size"], stored
+    thumb = w.read(w.store / "thumb.aca", hide=setup.hide)
+    assert thumb.sums["notes.txt"] == sum(b"remote notes\n" * 20), thumb  # stored text: decrypted
+    assert thumb.blobs["plot.png/32x24"]["bytes"].startswith(PNG), thumb  # thumbnail: decrypted
+    assert thumb.blobs["plot.png/64x48"]["bytes"].startswith(PNG), thumb  # the original, through the tunnel
+    # On REMOTEHOST itself, nothing fetches the key: the thumbnail is zeros, as camp warned.
+    config = (w.cfg / "config.yaml").read_text()
+    (w.cfg / "config.yaml").write_text(config.replace("LOCALHOST", "REMOTEHOST"))
+    try:
+        there = w.read(w.store / "thumb.aca", hide=[])
+    finally:
+        (w.cfg / "config.yaml").write_text(config)
+    assert there.blobs["plot.png/32x24"]["zeros"] == there.blobs["plot.png/32x24"]["size"], there
+    assert there.sums["notes.txt"] == thumb.sums["notes.txt"]
+
+    # camp build --check with the full ADIOS2 ($ADIOS2_DIR) reads through camp connect too, and sees the zeros.
+    def check(repo: Path, archive: str) -> subprocess.CompletedProcess:
+        env = w.env(CAMP_REPO=str(repo), CAMP_AUTHOR_NAME="E2E", CAMP_AUTHOR_EMAIL="e2e@example.org",
+                    ADIOS2_DIR=str(w.adios2))
+        cmd = [*w.ns, "unshare", "--mount", "--", sys.executable, str(Path(__file__).parent / "private_tmp.py"),
+               "--hide", *map(str, setup.hide), "--", sys.executable, "-m", "campaignvcs", "build", "--check",
+               "-o", str(w.store / archive)]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=w.root, timeout=300)
+
+    r = check(w.root / "campaign-stored", "stored.aca")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"check: adios2 2.12.1 ({w.adios2 / 'lib'}" in r.stdout, r.stdout
+    assert ("check: cannot read plot.png: reading plot.png/64x48: ADIOS2 returned an image of zeros (an encrypted "
+            "embedded image whose key ADIOS2 2.12.1 never asked for)") in r.stdout, r.stdout
+    r = check(w.root / "campaign-enc", "enc.aca")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "check: ok: ADIOS2 opened the archive and read all 3 datasets (7 variables)" in r.stdout, r.stdout
+    assert "from $ADIOS2_DIR" in r.stdout
+    w.stop_connector()

@@ -138,6 +138,11 @@ def add(
         warnings = [f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
                     "path); give --name NAME for a stable one, or add it from a folder above it"
                     for r in results if name is None and r.action == "added" and _unstable_name(r.name)]
+        if encrypt is not None:
+            from campaignvcs.aca.check import encrypted_add_warnings
+
+            warnings += encrypted_add_warnings([(r.name, r.kind, r.host) for r in results if r.action != "unchanged"],
+                                               store, thumbnail is not None)
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
         return AddOutcome(results, committed, warnings)
