@@ -286,13 +286,23 @@ def test_check_logs_in_to_every_host_and_starts_its_server(setup):
         return subprocess.run([*w.ns, sys.executable, "-m", "campaignvcs", "connect", "--check", *hosts],
                               capture_output=True, text=True, env=w.env(), cwd=w.root, timeout=120)
 
-    r = check()
+    # A second entry for REMOTEHOST reaches it through a jump host (OTHERHOST's sshd), no ProxyCommand.
+    setup.hosts["REMOTEHOST"]["viajump"] = setup.entry(
+        port=2222, jumphost="127.0.0.1", jumpuser="root", jumpidentity_file=str(w.home / ".ssh" / "id_ed25519"))
+    setup.write_hosts()
+    try:
+        r = check()
+    finally:
+        del setup.hosts["REMOTEHOST"]["viajump"]
+        setup.write_hosts()
     assert r.returncode == 0, r.stderr
     assert re.search(r"^REMOTEHOST/adios: ok: ssh root@127\.0\.0\.1:2222: remote server reported port \d+$",
                      r.stdout, re.M), r.stdout
+    assert re.search(r"^REMOTEHOST/viajump: ok: ssh root@127\.0\.0\.1:2222 through jump host root@127\.0\.0\.1:22: "
+                     r"remote server reported port \d+$", r.stdout, re.M), r.stdout
     assert re.search(r"^OTHERHOST/adios: ok: ssh root@127\.0\.0\.1:22: remote server reported port \d+$",
                      r.stdout, re.M), r.stdout
-    assert r.stdout.endswith("camp connect --check: all 2 ssh entries ok\n")
+    assert r.stdout.endswith("camp connect --check: all 3 ssh entries ok\n")
     w.stop_sshd(22)
     try:
         r = check()
@@ -373,3 +383,21 @@ def test_encrypted_embedded_items_what_readers_see_and_the_warnings(setup):
     assert "check: ok: ADIOS2 opened the archive and read all 3 datasets (7 variables)" in r.stdout, r.stdout
     assert "from $ADIOS2_DIR" in r.stdout
     w.stop_connector()
+
+
+def test_find_adios2_prefers_the_full_build(adios2_full, tmp_path):
+    from campaignvcs.adios2env import find_adios2
+
+    full = find_adios2({"ADIOS2_DIR": str(adios2_full)})
+    assert full is not None and full.source == "$ADIOS2_DIR" and full.version == "2.12.1"
+    assert full.has("HDF5") and full.has("SODIUM") and full.has("SST")
+    assert full.remote_server == str(adios2_full / "bin" / "adios2_remote_server")
+    assert full.child_env({"PYTHONPATH": "/x"})["PYTHONPATH"] == f"{full.package[:-len('/adios2')]}:/x"
+    assert full.describe() == f"adios2 2.12.1 ({adios2_full}, $ADIOS2_DIR: HDF5, SODIUM, SST)"
+    # The same build found on PYTHONPATH; a prefix without bindings for this Python is passed over, saying why.
+    (tmp_path / "empty").mkdir()
+    found = find_adios2({"ADIOS2_DIR": str(tmp_path / "empty"),
+                         "PYTHONPATH": str(adios2_full / "lib" / "python3.11" / "site-packages")})
+    assert found is not None and found.source == "python" and found.has("HDF5") and found.prefix == str(adios2_full)
+    assert found.notes == [f"$ADIOS2_DIR={tmp_path / 'empty'} has no Python bindings for Python 3.11 "
+                           f"({tmp_path / 'empty' / 'lib' / 'python3.11' / 'site-packages' / 'adios2'})"]
