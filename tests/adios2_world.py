@@ -23,13 +23,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import textwrap
 import time
 from pathlib import Path
+
+from camp_process import foreground_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 TARBALL = ROOT / "tests" / "fixtures" / "adios2" / "adios2-2.12.1-full.tar.xz"
@@ -152,6 +153,15 @@ class Reading:
         return f"Reading(rc={self.returncode}, events={self.events}, stderr={self.stderr[-2000:]!r})"
 
 
+def _die_with_us() -> None:
+    """In a child before exec: SIGKILL it when the test process dies (a killed run leaves nothing running),
+    and the signal dispositions of a foreground command (camp_process.foreground_signals)."""
+    import ctypes
+
+    foreground_signals()
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (kept across exec)
+
+
 class World:
     """A private network namespace with sshd(s), camp connect and readers; see the module docstring."""
 
@@ -171,7 +181,7 @@ class World:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f",
                         str(self.home / ".ssh" / "id_ed25519")], check=True)
         (root / "reader.py").write_text(READER)
-        self.holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"])
+        self.holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"], preexec_fn=_die_with_us)
         self.ns = ["nsenter", f"--target={self.holder.pid}", "--net", "--"]
         self._net = os.readlink(f"/proc/{self.holder.pid}/ns/net") if self._wait_ns() else ""
         subprocess.run([*self.ns, "ip", "link", "set", "lo", "up"], check=True)
@@ -225,7 +235,7 @@ class World:
         self.sshds[port] = subprocess.Popen(
             [*self.ns, "unshare", "--mount", "--", sys.executable, str(ROOT / "tests" / "private_tmp.py"),
              "--tmp", str(d / "tmp"), "--keep", str(self.root), "--", SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
-            stdout=log, stderr=log, env=self.env())
+            stdout=log, stderr=log, env=self.env(), preexec_fn=_die_with_us)
         log.close()
         self._wait_port(port, b"SSH-", self.sshds[port], d / "sshd.log")
         pub = (d / "host_key.pub").read_text().split()
@@ -247,24 +257,15 @@ class World:
         r = subprocess.run([*self.ns, sys.executable, "-c", code], capture_output=True, text=True)
         return bytes.fromhex(r.stdout.strip() or "")
 
-    def _wait_port(self, port: int, banner: bytes | None, proc: subprocess.Popen, log: Path) -> None:
+    def _wait_port(self, port: int, banner: bytes, proc: subprocess.Popen, log: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"exited at start ({proc.returncode}): {log.read_text(errors='replace')}")
-            got = self._probe(port)
-            if (banner is None and got is not None and self._listening(port)) or (banner and got.startswith(banner)):
+            if self._probe(port).startswith(banner):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"nothing on 127.0.0.1:{port}: {log.read_text(errors='replace')}")
-
-    def _listening(self, port: int) -> bool:
-        for table in ("/proc/%d/net/tcp" % self.holder.pid,):
-            for line in Path(table).read_text().splitlines()[1:]:
-                f = line.split()
-                if f[3] == "0A" and int(f[1].split(":")[1], 16) == port:
-                    return True
-        return False
 
     # -- camp connect ------------------------------------------------------------------------
 
@@ -276,7 +277,8 @@ class World:
         log = open(log_path, "ab")
         self.connector = subprocess.Popen(
             [*self.ns, sys.executable, "-m", "campaignvcs", "connect", "--port", str(CONNECTOR_PORT), *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env or self.env(), cwd=self.root)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env or self.env(), cwd=self.root,
+            preexec_fn=_die_with_us)
         log.close()
         deadline = time.monotonic() + 60
         while "listening on" not in log_path.read_text(errors="replace"):
@@ -351,9 +353,3 @@ class World:
                 out.append(cmd)
         return out
 
-
-def free_local_port() -> int:
-    """A free port (for an sshd that must not answer)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -75,7 +75,15 @@ class Setup:
     """The world plus the campaign, the archives and the hosts.yaml every test starts from."""
 
     def __init__(self, root: Path, adios2: Path):
-        self.world = w = World(root, adios2)
+        self.world = World(root, adios2)
+        try:
+            self._build(root)
+        except BaseException:
+            self.world.close()
+            raise
+
+    def _build(self, root: Path) -> None:
+        w = self.world
         self.remote = root / "remote"  # REMOTEHOST's data
         self.other = root / "other"  # OTHERHOST's data
         for folder, what in ((self.remote, "remote"), (self.other, "other")):
