@@ -11,7 +11,11 @@ tunnel to another. Compared with hpc-campaign's connector:
   ``port:-1,msg:permission_denied``. Where the peer cannot be identified (no
   ``/proc/net/tcp``: macOS) requests are served as hpc-campaign does, with a warning at
   start-up;
-* keys are held in memory only and never printed or logged (only their ids);
+* keys are held in memory only and never printed or logged (only their ids); a key not
+  held is answered with a message ADIOS2 shows the reader, and logged with the archives
+  that use it and how to load it;
+* the ``port:``, ``user``, ``identity_file`` and jump host of an entry are honoured, and
+  the log names the endpoint really dialled; a failure is logged once, not at every retry;
 * ``/reverse`` (opening a port on the remote host) is not offered;
 * a tunnel whose SSH connection dropped is rebuilt on the next request instead of being
   handed out dead.
