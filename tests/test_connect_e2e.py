@@ -409,3 +409,32 @@ def test_find_adios2_prefers_the_full_build(adios2_full, tmp_path):
     assert found is not None and found.source == "python" and found.has("HDF5") and found.prefix == str(adios2_full)
     assert found.notes == [f"$ADIOS2_DIR={tmp_path / 'empty'} has no Python bindings for Python 3.11 "
                            f"({tmp_path / 'empty' / 'lib' / 'python3.11' / 'site-packages' / 'adios2'})"]
+
+
+def test_build_says_on_which_hosts_readers_see_an_encrypted_embedded_image_as_zeros(camp, campaign, data, tmp_path,
+                                                                                   monkeypatch):
+    """No ADIOS2 needed: camp build reads the archive it wrote (the behaviour is the e2e test's above)."""
+    key = tmp_path / "k.key"
+    camp("key", "generate", key)
+    key_id = yaml.safe_load(key.read_text())["id"]
+    monkeypatch.chdir(data)
+    monkeypatch.setenv("CAMP_REPO", str(campaign))
+
+    def warnings() -> list[str]:
+        r = camp("build", "-o", tmp_path / "a.aca")
+        return [x for x in r.stderr.splitlines() if "encrypted embedded image" in x]
+
+    camp("add", "-k", key, "--store", "--name", "stored.png", "plot.png", "-m", "stored")
+    (line,) = warnings()
+    assert re.fullmatch(rf"camp: warning: stored\.png/\d+x\d+: encrypted embedded image that ADIOS2 2\.12\.1 "
+                        rf"readers see as zeros: it never asks camp connect for the key of an embedded image, and "
+                        rf"no other replica in this archive makes it fetch key {key_id}", line), line
+    camp("add", "-k", key, "--host", "hostB", "heat.bp", "-m", "heat on B")
+    (line,) = warnings()
+    assert line.endswith(f"readers on host hostB see as zeros (it fetches key {key_id} only for a replica on "
+                         "another host; elsewhere it decrypts)"), line
+    camp("add", "-k", key, "--host", "hostC", "heat.bp", "-m", "heat on C too")
+    (line,) = warnings()
+    assert "readers on hosts hostB, hostC see as zeros" in line, line
+    camp("add", "-k", key, "--host", "hostD", "pressure.bp", "-m", "pressure on D")
+    assert warnings() == []  # wherever the reader is, some replica on another host brings the key

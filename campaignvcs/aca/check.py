@@ -346,30 +346,41 @@ def encrypted_image_warnings(path: str) -> list[str]:
     con = sqlite3.connect(uri, uri=True)
     try:
         rows = con.execute(
-            "select d.name, d.fileformat, h.hostname, k.keyid, res.x, res.y, "
+            "select d.rowid, d.name, d.fileformat, h.hostname, coalesce(k.keyid, ''), res.x, res.y, "
             "exists (select 1 from repfiles f where f.replicaid = r.rowid) "
             "from replica r join dataset d on d.rowid = r.datasetid join host h on h.rowid = r.hostid "
-            "join key k on k.rowid = r.keyid left join resolution res on res.replicaid = r.rowid "
-            "where r.keyid > 0 and r.deltime = 0 and d.deltime = 0 order by d.name, res.x, res.y"
+            "left join key k on k.rowid = r.keyid left join resolution res on res.replicaid = r.rowid "
+            "where r.deltime = 0 and d.deltime = 0 order by d.name, res.x, res.y"
         ).fetchall()
     finally:
         con.close()
-    fetched_on: dict[str, set[str]] = {}
-    for _name, kind, host, key, _x, _y, embedded in rows:
-        if not (kind == "IMAGE" and embedded):
-            fetched_on.setdefault(key, set()).add(host)
-    out = []
-    for name, kind, _host, key, x, y, embedded in rows:
-        if kind != "IMAGE" or not embedded:
+    images = [(f"{name}/{x}x{y}", key) for _d, name, kind, _h, key, x, y, embedded in rows
+              if kind == "IMAGE" and embedded and key]
+    if not images:
+        return []
+    hosts_of: dict[int, set[str]] = {}
+    for dsid, _name, _kind, host, *_rest in rows:
+        hosts_of.setdefault(dsid, set()).add(host)
+    # blind[key]: the reader hosts on which no replica makes ADIOS2 fetch the key (None: every host).
+    blind: dict[str, set[str] | None] = {}
+    for dsid, _name, kind, host, key, _x, _y, embedded in rows:
+        if not key or (kind == "IMAGE" and embedded):
             continue
-        image = f"{name}/{x}x{y}"
-        hosts = sorted(fetched_on.get(key, ()))
-        if not hosts:
+        # A dataset is opened from a replica on the reader's host when it has one (no key asked);
+        # an image's replicas that are not embedded are each opened, those on other hosts with their key.
+        fetches_not_on = {host} if kind == "IMAGE" else hosts_of[dsid]
+        seen = blind.get(key)
+        blind[key] = set(fetches_not_on) if seen is None else seen & fetches_not_on
+    out = []
+    for image, key in images:
+        if key not in blind:
             out.append(f"{image}: encrypted embedded image that ADIOS2 2.12.1 readers see as zeros: it never "
                        f"asks camp connect for the key of an embedded image, and no other replica in this "
                        f"archive makes it fetch key {key}")
-        elif len(hosts) == 1:
-            out.append(f"{image}: encrypted embedded image that ADIOS2 2.12.1 readers on host {hosts[0]} see as "
+        elif blind[key]:
+            where = ", ".join(sorted(blind[key] or ()))
+            out.append(f"{image}: encrypted embedded image that ADIOS2 2.12.1 readers on host"
+                       f"{'s' if len(blind[key] or ()) > 1 else ''} {where} see as "
                        f"zeros (it fetches key {key} only for a replica on another host; elsewhere it decrypts)")
     return out
 
