@@ -45,8 +45,8 @@ SHOWN_WARNINGS = 20
 @click.option("--force", is_flag=True,
               help="Overwrite the output even if another repository (or another tool) built it.")
 @click.option("--check", is_flag=True,
-              help="Then open the archive with the installed ADIOS2 (in a child process) and list what it "
-              "could not read; exit status 1 if anything.")
+              help="Then open the archive with the best installed ADIOS2 ($ADIOS2_DIR, else the adios2 "
+              "Python imports; in a child process) and list what it could not read; exit status 1 if anything.")
 @json_option
 @pass_env
 def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, exclude: tuple[str, ...],

@@ -146,6 +146,11 @@ def add(
             if message is not None and camp.staged_changes():
                 committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message), meta=meta)
         warnings = _name_warnings(results, name)
+        if encrypt is not None:
+            from campaignvcs.aca.check import encrypted_add_warnings
+
+            warnings += encrypted_add_warnings([(r.name, r.kind, r.host) for r in results if r.action != "unchanged"],
+                                               store, thumbnail is not None)
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
         return AddOutcome(results, committed, warnings)
