@@ -30,7 +30,8 @@ def rm_cmd(env: Env, names: tuple[str, ...], replicas: tuple[str, ...], as_json:
 
     Removing a dataset tombstones its live replicas; removing a dataset's last live
     replica tombstones the dataset. camp add brings a removed dataset back. Staged
-    like git rm: camp commit records it.
+    like git rm: camp commit records it. A dataset that was added but never committed
+    is just unstaged (as camp restore --staged does).
     """
     result = porcelain.rm(list(names), list(replicas), repo=env.repo, env=env.env)
     if as_json:
@@ -41,6 +42,8 @@ def rm_cmd(env: Env, names: tuple[str, ...], replicas: tuple[str, ...], as_json:
     for name in result.datasets:
         reason = " (no live replica left)" if result.replicas else ""
         click.echo(f"deleted: {name}{reason}")
+    for name in result.unstaged:
+        click.echo(f"unstaged: {name} (never committed: nothing to record)")
 
 
 @click.command("mv")

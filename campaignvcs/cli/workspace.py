@@ -10,7 +10,7 @@ from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
 from campaignvcs.cli.output import echo_json, echo_warnings, format_size, json_option
-from campaignvcs.errors import UsageError
+from campaignvcs.errors import CampError, UsageError
 from campaignvcs.extract import KIND_CHOICES
 
 
@@ -132,11 +132,23 @@ def status_cmd(env: Env, as_json: bool) -> None:
 
 
 @click.command("commit")
-@click.option("-m", "--message", required=True, help="Commit message.")
+@click.option("-m", "--message", help="Commit message (default: write it in $VISUAL/$EDITOR, as git does).")
 @json_option
 @pass_env
-def commit_cmd(env: Env, message: str, as_json: bool) -> None:
-    """Record the staged changes as a new commit."""
+def commit_cmd(env: Env, message: str | None, as_json: bool) -> None:
+    """Record the staged changes as a new commit.
+
+    Without -m, the editor ($CAMP_EDITOR, $VISUAL, $EDITOR, else vi) opens with the
+    staged changes listed as # comments; an empty message aborts the commit.
+    """
+    if message is None:
+        from campaignvcs.cli.editor import edit_message, template
+
+        st = porcelain.status(repo=env.repo, env=env.env)
+        if not st.staged and not st.merging:
+            raise CampError("nothing to commit (use 'camp add' to record datasets)")
+        staged = [f"{c.change + ':':<16}{c.name}" for c in st.staged]
+        message = edit_message(template(staged, st.campaign, st.branch), env.env)
     result = porcelain.commit(message, repo=env.repo, env=env.env)
     echo_warnings(result.warnings)
     if as_json:

@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "diff": "history",
     "whereis": "history",
     "rm": "replicas",
+    "restore_staged": "restore",
+    "completion_names": "names",
     "mv": "replicas",
     "replica_add": "replicas",
     "archive_add": "archival",
