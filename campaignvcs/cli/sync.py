@@ -10,7 +10,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.output import echo_json, format_size, json_option
+from campaignvcs.cli.output import echo_json, format_size, json_option, plural
 from campaignvcs.errors import ExitStatus
 
 
@@ -154,15 +154,15 @@ def pull_cmd(env: Env, remote: str | None, build: bool, abort: bool, as_json: bo
         if result.action == "up to date":
             click.echo(f"{result.remote}: already up to date")
         elif result.action == "conflicts":
-            click.echo(f"{result.remote}: merged {result.changed} manifest(s) cleanly; "
-                       f"{len(result.conflicts)} conflict(s):")
+            click.echo(f"{result.remote}: merged {plural(result.changed, 'manifest')} cleanly; "
+                       f"{plural(len(result.conflicts), 'conflict')}:")
             for c in result.conflicts:
                 click.echo(f"  CONFLICT {c.name}: {'; '.join(c.details)}")
             click.echo("Resolve each with 'camp resolve NAME --ours|--theirs', then 'camp commit -m MESSAGE' "
                        "(or 'camp pull --abort').")
         else:
             click.echo(f"{result.remote}: {result.action} {_short(result.old)}..{_short(result.new)} "
-                       f"({result.changed} dataset(s) changed)")
+                       f"({plural(result.changed, 'dataset')} changed)")
         if result.archive:
             click.echo(f"archive: {result.archive}")
     if result.conflicts:

@@ -9,7 +9,7 @@ import click
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
-from campaignvcs.cli.output import echo_json, echo_warnings, format_size, json_option
+from campaignvcs.cli.output import Painter, color_enabled, echo_json, echo_warnings, format_size, json_option, plural
 from campaignvcs.errors import CampError, UsageError
 from campaignvcs.extract import KIND_CHOICES
 
@@ -104,31 +104,42 @@ def status_cmd(env: Env, as_json: bool) -> None:
     if as_json:
         echo_json(st)
         return
-    click.echo(f"On campaign {st.campaign}, branch {st.branch}")
+    paint = Painter(color_enabled(env.color, env.env))
+    paint.echo(f"On campaign {st.campaign}, branch {st.branch}")
     if st.tracking:
-        counts = ", ".join(f"{word} {n}" for word, n in (("ahead", st.ahead), ("behind", st.behind)) if n)
-        click.echo(f"Branch is up to date with {st.tracking}" if not counts else
-                   f"Branch is {counts} of {st.tracking}"
-                   + (" ('camp pull' to merge)" if st.behind else " ('camp push' to publish)"))
+        paint.echo(tracking_line(st.tracking, st.ahead, st.behind))
     if st.merging:
-        click.echo(f"Merging: {len(st.conflicts)} unresolved conflict(s) (camp resolve NAME --ours|--theirs)"
+        paint.echo(f"Merging: {plural(len(st.conflicts), 'unresolved conflict')} (camp resolve NAME --ours|--theirs)"
                    if st.conflicts else "Merging: all conflicts resolved ('camp commit' to finish the merge)")
         for name in st.conflicts:
-            click.echo(f"  {'conflict:':<16}{name}")
+            paint.echo(paint(f"  {'conflict:':<16}{name}", "red"))
     if st.staged:
-        click.echo("Changes to be committed:")
+        paint.echo("Changes to be committed:")
         for c in st.staged:
-            click.echo(f"  {c.change + ':':<16}{c.name}")
+            what = f"{c.path} -> {c.name}" if c.change == "renamed" else c.name
+            paint.echo(paint(f"  {c.change + ':':<16}{what}", "green"))
     if st.unstaged:
-        click.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
+        paint.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
         for c in st.unstaged:
-            click.echo(f"  {c.change + ':':<16}{c.name}  ({c.path})")
+            paint.echo(paint(f"  {c.change + ':':<16}{c.name}  ({c.path})", "red"))
     if not st.staged and not st.unstaged:
-        click.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
+        paint.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
     if st.leftovers:
-        click.echo("Left by an interrupted process or an older camp (never read as data):")
+        paint.echo("Left by an interrupted process or an older camp (never read as data):")
         for line in st.leftovers:
-            click.echo(f"  {line}")
+            paint.echo(f"  {line}")
+
+
+def tracking_line(tracking: str, ahead: int, behind: int) -> str:
+    """Where the branch stands against ``<remote>/main``, in git's words."""
+    if ahead and behind:
+        return (f"Branch and {tracking} have diverged: {ahead} and {behind} different commits each "
+                "('camp pull' to merge)")
+    if behind:
+        return f"Branch is behind {tracking} by {plural(behind, 'commit')} ('camp pull' to merge)"
+    if ahead:
+        return f"Branch is ahead of {tracking} by {plural(ahead, 'commit')} ('camp push' to publish)"
+    return f"Branch is up to date with {tracking}"
 
 
 @click.command("commit")
@@ -155,6 +166,5 @@ def commit_cmd(env: Env, message: str | None, as_json: bool) -> None:
         echo_json(result)
         return
     first = message.strip().splitlines()[0]
-    noun = "dataset" if result.datasets == 1 else "datasets"
-    click.echo(f"[{result.id[:10]}] {first} ({result.datasets} {noun} changed)")
+    click.echo(f"[{result.id[:10]}] {first} ({plural(result.datasets, 'dataset')} changed)")
     sys.stdout.flush()

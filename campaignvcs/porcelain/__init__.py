@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "rm": "replicas",
     "restore_staged": "restore",
     "completion_names": "names",
+    "merge_state": "changes",
     "mv": "replicas",
     "replica_add": "replicas",
     "archive_add": "archival",
