@@ -14,6 +14,13 @@ CAMP = [sys.executable, "-m", "campaignvcs"]
 
 def on_terminal(args, env, cwd, timeout=60) -> str:
     """Run camp with stdout on a pseudo-terminal, as a person runs it; returns what reached the terminal."""
+    status, out, err = run_on_terminal(args, env, cwd, timeout)
+    assert status == 0, err
+    return out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def run_on_terminal(args, env, cwd, timeout=60) -> tuple[int, bytes, str]:
+    """(exit status, what reached the terminal, stderr) of camp run with stdout on a pseudo-terminal."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(CAMP + list(args), stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
                             env=env, cwd=cwd)
@@ -33,8 +40,7 @@ def on_terminal(args, env, cwd, timeout=60) -> str:
         chunks.append(chunk)
     proc.wait(timeout)
     os.close(master)
-    assert proc.returncode == 0, proc.stderr.read()
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return proc.returncode, b"".join(chunks), proc.stderr.read().decode()
 
 
 def test_long_output_goes_through_the_pager_on_a_terminal_only(campaign, camp, data):
