@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
     "store": ("campaignvcs.cli.store", "store_group"),
     "restore": ("campaignvcs.cli.restore", "restore_cmd"),
+    "config": ("campaignvcs.cli.userconfig", "config_group"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 
