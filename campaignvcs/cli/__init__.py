@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "store": ("campaignvcs.cli.store", "store_group"),
     "restore": ("campaignvcs.cli.restore", "restore_cmd"),
     "config": ("campaignvcs.cli.userconfig", "config_group"),
+    "completion": ("campaignvcs.cli.completion", "completion_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

@@ -8,6 +8,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.completion import complete_dataset
 from campaignvcs.cli.output import echo_json, json_option
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @click.command("rm")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_dataset)
 @click.option(
     "--replica",
     "replicas",
@@ -47,7 +48,7 @@ def rm_cmd(env: Env, names: tuple[str, ...], replicas: tuple[str, ...], as_json:
 
 
 @click.command("mv")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_dataset)
 @click.argument("new")
 @json_option
 @pass_env

@@ -10,6 +10,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.completion import complete_dataset, complete_remote
 from campaignvcs.cli.output import echo_json, format_size, json_option, plural
 from campaignvcs.errors import ExitStatus
 
@@ -69,7 +70,7 @@ def remote_list_cmd(env: Env, as_json: bool) -> None:
 
 
 @remote_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_remote)
 @pass_env
 def remote_remove_cmd(env: Env, name: str) -> None:
     """Forget remote NAME here (nothing on the remote is deleted)."""
@@ -78,7 +79,7 @@ def remote_remove_cmd(env: Env, name: str) -> None:
 
 
 @click.command("push")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Also upload the archive built from the pushed commit (<archive name>.aca).")
 @json_option
@@ -104,7 +105,7 @@ def push_cmd(env: Env, remote: str | None, build: bool, as_json: bool) -> None:
 
 
 @click.command("fetch")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @json_option
 @pass_env
 def fetch_cmd(env: Env, remote: str | None, as_json: bool) -> None:
@@ -126,7 +127,7 @@ def fetch_cmd(env: Env, remote: str | None, as_json: bool) -> None:
 
 
 @click.command("pull")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Rebuild the archive into the campaign store afterwards (when one is configured).")
 @click.option("--abort", is_flag=True, help="Give up a pull that stopped on conflicts.")
@@ -200,7 +201,7 @@ def clone_cmd(env: Env, url: str, directory: str | None, name: str | None, host:
 
 
 @click.command("resolve")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_dataset)
 @click.option("--ours", "side", flag_value="ours", help="Keep this clone's side of the conflict.")
 @click.option("--theirs", "side", flag_value="theirs", help="Take the remote's side of the conflict.")
 @json_option
