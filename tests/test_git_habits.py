@@ -100,3 +100,10 @@ def test_no_sensible_identity_is_one_clear_line(campaign, camp, data, monkeypatc
     camp("--repo", campaign, "add", "heat.bp", cwd=data)
     r = camp("--repo", campaign, "commit", "-m", "who?", ok=False)
     assert_one_line_error(r, "cannot tell who you are", "CAMP_AUTHOR_EMAIL", "git config --global user.email")
+
+
+def test_commit_without_m_and_without_an_editor_or_terminal_asks_for_m(campaign, camp, data, monkeypatch):
+    for var in ("EDITOR", "VISUAL", "CAMP_EDITOR"):
+        monkeypatch.delenv(var, raising=False)
+    camp("--repo", campaign, "add", "heat.bp", cwd=data)
+    assert_one_line_error(camp("--repo", campaign, "commit", ok=False), "no commit message: pass -m MESSAGE")

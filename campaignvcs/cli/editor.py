@@ -7,6 +7,8 @@ click starts the editor (through the shell, as git does, so ``EDITOR="code --wai
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import click
@@ -31,6 +33,13 @@ def template(staged: Sequence[str], campaign: str, branch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interactive() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def strip_comments(text: str) -> str:
     """The message without ``#`` lines and surrounding blank lines (git's ``--cleanup=strip``)."""
     kept = [line.rstrip() for line in text.splitlines() if not line.startswith("#")]
@@ -38,8 +47,15 @@ def strip_comments(text: str) -> str:
 
 
 def edit_message(text: str, env: Mapping[str, str]) -> str:
-    """Run the editor on ``text``; returns the cleaned message, or CampError when it is empty."""
+    """Run the editor on ``text``; returns the cleaned message, or CampError when it is empty.
+
+    With no editor chosen and no terminal (a batch job), vi would wait for a person who is
+    not there: that is an error asking for -m instead.
+    """
     command = editor_command(env)
+    if command == "vi" and not _interactive():
+        raise CampError("no commit message: pass -m MESSAGE (no terminal for an editor, and none set in "
+                        "VISUAL or EDITOR)")
     try:
         edited = click.edit(text, editor=command, extension=".txt", require_save=False)
     except click.ClickException as exc:
