@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import requires
 
 BIN = os.path.dirname(sys.executable)
 
@@ -28,7 +29,7 @@ def test_an_unknown_shell_is_a_usage_error(camp):
     assert r.exit_code == 2 and "'tcsh' is not one of 'bash', 'zsh', 'fish'" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+@requires(shutil.which("bash") is not None, "bash")
 def test_dataset_and_remote_names_complete_in_bash(campaign, camp, data, tmp_path):
     camp("--repo", campaign, "add", "heat.bp", "pressure.bp", "mesh.h5", cwd=data)
     camp("--repo", campaign, "remote", "add", "origin", tmp_path / "share")
