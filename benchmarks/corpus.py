@@ -1,6 +1,6 @@
 """A deterministic synthetic campaign for benchmarks: BP5, HDF5, PNG and text, nested like real runs.
 
-    python benchmarks/corpus.py OUT --datasets N [--seed S]
+    python benchmarks/corpus.py OUT --datasets N [--seed S] [--distinct]
 
 writes ``OUT/campaign/run_0001/notes.txt``, ``OUT/campaign/run_0001/step_00010/fields.bp``,
 ``.../step_00100/checkpoint.h5``, ``.../step_00100/slice.png`` ... until there are N
@@ -15,6 +15,18 @@ The same N and seed give the same files, byte for byte, with the same modificati
 times (set with ``os.utime``; the timings ADIOS2 writes into ``profiling.json`` are
 replaced by seeded numbers), so manifests built from two corpora are identical. The
 first N datasets of a larger corpus with the same seed are the corpus of N.
+
+``--distinct`` (``make_corpus(..., distinct=True)``) writes every dataset for real, each
+with its own number in place of a prototype (no hard links): BP5 attributes and values,
+HDF5 attributes and PNG pixels differ per dataset, so archives made from it have the size
+they would have for real data (camp stores identical embedded metadata once, so its
+archive of the hard-linked corpus of 10,000 is 3.4 MB, of the distinct one 23.3 MB).
+Paths are those of the hard-linked corpus of the same seed, and its first 200 BP5 /
+50 HDF5 / 50 PNG datasets are the same bytes; the determinism rules above hold too. It
+is slow: 10,000 distinct datasets took 178 s on this loaded 2-core machine (about 10 ms
+per BP5, 30 ms per HDF5 and 60 ms per PNG, mostly the libraries themselves), against a
+few seconds hard-linked. A distinct corpus in OUT that is smaller than asked for is
+extended, not rewritten.
 """
 
 from __future__ import annotations
@@ -65,17 +77,21 @@ class Corpus:
     campaign: str
     seed: int
     entries: list[Entry]
+    distinct: bool = False
+    """Every dataset written for real (no hard links to prototypes)."""
 
     def of_kind(self, kind: str) -> list[Entry]:
         """The entries of one kind, in corpus order."""
         return [e for e in self.entries if e.kind == kind]
 
 
-def plan(count: int, seed: int = 0) -> list[Entry]:
+def plan(count: int, seed: int = 0, distinct: bool = False) -> list[Entry]:
     """The first ``count`` datasets of the corpus for ``seed`` (no I/O).
 
     Runs have 50-150 steps; each step has ``fields.bp``; every 10th step also a
-    checkpoint and an image; each run starts with its notes.
+    checkpoint and an image; each run starts with its notes. With ``distinct`` the paths
+    are the same, and the n-th dataset of a kind has its own number n (and mtime) instead
+    of a prototype shared with others.
     """
     rng = random.Random(seed)
     made: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -89,7 +105,8 @@ def plan(count: int, seed: int = 0) -> list[Entry]:
         elif n < PROTOTYPES[kind]:
             proto = n  # the first datasets of a kind are all distinct (HDF5 and image rows)
         else:
-            proto = rng.randrange(PROTOTYPES[kind])
+            shared = rng.randrange(PROTOTYPES[kind])  # drawn either way: the same paths follow
+            proto = n if distinct else shared
         mtime = EPOCH_NS + (proto + 1) * SECOND if proto >= 0 else EPOCH_NS + (10_000 + len(entries)) * SECOND
         entries.append(Entry(path, kind, proto, mtime))
 
@@ -187,7 +204,8 @@ def write_png(path: str, proto: int, seed: int) -> None:
     x = np.linspace(0, 255, w, dtype=np.float64)[None, :]
     y = np.linspace(0, 255, h, dtype=np.float64)[:, None]
     rgb = np.stack(
-        [(x + y * 0 + proto * 7) % 256, (y + x * 0 + proto * 3) % 256, ((x + y) / 2 + seed) % 256], axis=-1
+        [(x + y * 0 + proto * 7) % 256, (y + x * 0 + proto * 3) % 256, ((x + y) / 2 + seed + proto // 256) % 256],
+        axis=-1,
     ).astype(np.uint8)
     Image.fromarray(rgb, "RGB").save(path, format="PNG")
 
@@ -260,22 +278,34 @@ class _Prototypes:
             _set_mtime(path, mtime)
 
 
-def make_corpus(out: str, count: int, seed: int = 0, progress: Callable[[str], None] | None = None) -> Corpus:
+def make_corpus(
+    out: str,
+    count: int,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    distinct: bool = False,
+) -> Corpus:
     """Write the corpus of ``count`` datasets into ``out`` (which must not hold another corpus).
 
-    If ``out`` already holds the corpus of at least ``count`` datasets for ``seed``, it is
-    reused as it is.
+    If ``out`` already holds the corpus of at least ``count`` datasets for ``seed`` (and the
+    same ``distinct``), it is reused as it is; a smaller distinct one is extended. With
+    ``distinct`` every dataset is written by its library (no hard links, no prototypes).
     """
     existing = load_corpus(out)
-    if existing is not None and existing.seed == seed and len(existing.entries) >= count:
-        return Corpus(existing.root, existing.campaign, seed, existing.entries[:count])
+    done = 0
+    if existing is not None and existing.seed == seed and existing.distinct == distinct:
+        if len(existing.entries) >= count:
+            return Corpus(existing.root, existing.campaign, seed, existing.entries[:count], distinct)
+        if distinct:
+            done = len(existing.entries)  # its datasets are the first ones of the larger corpus
     campaign = os.path.join(out, "campaign")
-    if os.path.exists(campaign):
+    if os.path.exists(campaign) and not done:
+        kind = "distinct corpus" if distinct else "corpus"
         raise SystemExit(
-            f"corpus: {campaign} exists and is not a corpus of {count} datasets with seed {seed} "
+            f"corpus: {campaign} exists and is not a {kind} of {count} datasets with seed {seed} "
             f"made by this version: remove {out} or choose another folder"
         )
-    entries = plan(count, seed)
+    entries = plan(count, seed, distinct)
     protos = _Prototypes(os.path.join(out, "prototypes"), seed)
     dirs: set[str] = set()
     for i, e in enumerate(entries):
@@ -284,10 +314,17 @@ def make_corpus(out: str, count: int, seed: int = 0, progress: Callable[[str], N
         if parent not in dirs:
             os.makedirs(parent, exist_ok=True)
             dirs.add(parent)
+        if i < done:
+            continue
         if e.kind == "text":
             with open(target, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text_of(e, seed))
             _set_mtime(target, e.mtime)
+        elif distinct:
+            if os.path.isdir(target):
+                shutil.rmtree(target)  # half written by an interrupted run
+            WRITERS[e.kind](target, e.proto, seed)
+            _Prototypes._fix_times(target, e.mtime)
         else:
             source = protos.source(e)
             if os.path.isdir(source):
@@ -297,7 +334,7 @@ def make_corpus(out: str, count: int, seed: int = 0, progress: Callable[[str], N
                 _set_mtime(target, e.mtime)
             else:
                 os.link(source, target)
-        if progress and (i + 1) % 10_000 == 0:
+        if progress and (i + 1) % (1_000 if distinct else 10_000) == 0:
             progress(f"corpus: {i + 1:,} of {count:,} datasets")
     # Folders last, deepest first: making entries inside a folder moves its mtime.
     for d in sorted(
@@ -307,11 +344,17 @@ def make_corpus(out: str, count: int, seed: int = 0, progress: Callable[[str], N
             _set_mtime(d, EPOCH_NS)
     with open(os.path.join(out, "corpus.json"), "w", encoding="utf-8") as f:
         json.dump(
-            {"version": VERSION, "seed": seed, "count": count, "entries": [asdict(e) for e in entries]},
+            {
+                "version": VERSION,
+                "seed": seed,
+                "count": count,
+                "distinct": distinct,
+                "entries": [asdict(e) for e in entries],
+            },
             f,
             separators=(",", ":"),
         )
-    return Corpus(out, campaign, seed, entries)
+    return Corpus(out, campaign, seed, entries, distinct)
 
 
 def load_corpus(out: str) -> Corpus | None:
@@ -323,7 +366,13 @@ def load_corpus(out: str) -> Corpus | None:
         return None
     if doc.get("version") != VERSION:
         return None
-    return Corpus(out, os.path.join(out, "campaign"), doc["seed"], [Entry(**e) for e in doc["entries"]])
+    return Corpus(
+        out,
+        os.path.join(out, "campaign"),
+        doc["seed"],
+        [Entry(**e) for e in doc["entries"]],
+        bool(doc.get("distinct", False)),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -331,10 +380,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", help="folder to write (the campaign goes into OUT/campaign)")
     parser.add_argument("--datasets", type=int, required=True, help="number of datasets")
     parser.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="write every dataset for real, each different (no hard links; slow: real archive sizes)",
+    )
     args = parser.parse_args(argv)
     if args.datasets < 1:
         parser.error("--datasets must be at least 1")
-    corpus = make_corpus(args.out, args.datasets, args.seed, progress=lambda m: print(m, file=sys.stderr))
+    corpus = make_corpus(
+        args.out, args.datasets, args.seed, progress=lambda m: print(m, file=sys.stderr), distinct=args.distinct
+    )
     counts = {k: len(corpus.of_kind(k)) for k in KINDS}
     print(
         f"{len(corpus.entries)} datasets in {corpus.campaign}: "

@@ -1,18 +1,24 @@
 """Benchmarks of issue 8: camp against the reference tool hpc-campaign, on one synthetic corpus.
 
     python benchmarks/run.py [--sizes 1000,10000,100000] [--repeat 5] [--workdir DIR] [--only NAME,...]
+                             [--distinct] [--trace FILE]
 
 Every measurement runs real processes as a user would (``python -m campaignvcs ...`` and,
 when hpc-campaign is importable, ``python -m hpc_campaign manager ...``) from the corpus'
 campaign folder with relative paths, under one HOME whose config.yaml names the host
 (``bench``), the campaign store and ADIOS2's cache. A cell is the median of --repeat runs
-(this machine's speed varies by about 30 %). Peak memory is the largest resident set of
+(this machine's speed varies by about 30 %). In a row with a reference cell the two tools'
+runs alternate, one of each per repeat in ABBA order (camp, ref, ref, camp, camp, ref ...),
+so a drift in the machine's load shifts both medians alike (see :meth:`Bench.alternate`;
+``--trace FILE`` logs every timed run, in order). Peak memory is the largest resident set of
 one measured process (with its children) over the runs, as GNU ``/usr/bin/time -f %M``
 reports it; see :func:`run` for why our own ``wait4`` would be wrong.
 
 Measurement names for --only: startup, add1000, hdf5, images, open, addone, status,
-build, rebuild, push (the last five share the campaigns of --sizes). Progress goes to
-stderr; the table (markdown) to stdout.
+build, rebuild, push (the last five share the campaigns of --sizes; build also gives the
+archive size row: camp build's .aca against the reference's archive of the same datasets,
+which means something only with ``--distinct``, the corpus whose every dataset is written
+for real). Progress goes to stderr; the table (markdown) to stdout.
 """
 
 from __future__ import annotations
@@ -273,6 +279,10 @@ class Bench:
         env["PYTHONPYCACHEPREFIX"] = os.path.join(self.work, "pycache")
         self.env = env
         self.corpus: corpus_mod.Corpus | None = None
+        self.distinct = bool(args.distinct)
+        self.trace = args.trace
+        if self.trace:
+            open(self.trace, "w", encoding="utf-8").close()
 
     # helpers
 
@@ -344,13 +354,45 @@ class Bench:
         with sqlite3.connect(f"file:{archive}?mode=ro", uri=True) as con:
             return con.execute("select count(*) from dataset where deltime = 0").fetchone()[0]
 
-    def measure(self, fn: Callable[[int], Sample | None], cell: Cell) -> Cell:
-        """Call ``fn(i)`` --repeat times; a Sample it returns is recorded."""
-        for i in range(self.repeat):
-            sample = fn(i)
-            if sample is not None:
-                cell.add(sample)
+    def measure(self, fn: Callable[[int], Sample | None], cell: Cell, key: str = "") -> Cell:
+        """Call ``fn(i)`` --repeat times; a Sample it returns is recorded (rows without a reference)."""
+        self.alternate(key, [("camp", fn, cell)])
         return cell
+
+    def alternate(self, key: str, runs: Sequence[tuple[str, Callable[[int], Sample | None], Cell]]) -> None:
+        """--repeat rounds of one call of each ``(tool, fn, cell)``, in ABBA order.
+
+        Round i runs them in the given order when i is even and in reverse when it is odd
+        (camp, ref, ref, camp, camp, ref, ...), so a slow drift of the machine's speed
+        weighs on every tool alike and the medians stay comparable. ``fn(i)`` may record
+        into its cell itself and return None; a Sample it returns is added to ``cell``.
+        Every call is logged to --trace as ``key<TAB>tool<TAB>i``.
+        """
+        for i in range(self.repeat):
+            for tool, fn, cell in runs if i % 2 == 0 else list(reversed(runs)):
+                if self.trace:
+                    with open(self.trace, "a", encoding="utf-8") as f:
+                        f.write(f"{key}\t{tool}\t{i}\n")
+                sample = fn(i)
+                if sample is not None:
+                    cell.add(sample)
+
+    def pair(
+        self,
+        key: str,
+        camp_fn: Callable[[int], Sample | None],
+        ref_fn: Callable[[int], Sample | None] | None,
+        camp: Cell | None = None,
+        ref: Cell | None = None,
+    ) -> tuple[Cell, Cell]:
+        """camp against the reference, alternating (no ``ref_fn``: camp alone, reference 'not installed')."""
+        camp = Cell() if camp is None else camp
+        if ref_fn is None:
+            self.measure(camp_fn, camp, key)
+            return camp, self.no_ref()
+        ref = Cell() if ref is None else ref
+        self.alternate(key, [("camp", camp_fn, camp), ("ref", ref_fn, ref)])
+        return camp, ref
 
     def no_ref(self) -> Cell:
         return Cell(text="—" if self.have_ref else "not installed")
@@ -385,8 +427,10 @@ class Bench:
                 break
             guess *= 2
             entries = corpus_mod.plan(guess, a.seed)
-        self.log(f"corpus of {cut:,} datasets in {self.path('corpus')} (seed {a.seed})")
-        self.corpus = corpus_mod.make_corpus(self.path("corpus"), cut, a.seed, progress=self.log)
+        folder = self.path("corpus-distinct" if self.distinct else "corpus")
+        kind = "distinct " if self.distinct else ""
+        self.log(f"{kind}corpus of {cut:,} datasets in {folder} (seed {a.seed})")
+        self.corpus = corpus_mod.make_corpus(folder, cut, a.seed, progress=self.log, distinct=self.distinct)
         self.sized_entries = [e for e in self.corpus.entries if e.kind in ("bp5", "text")]
 
     def extras_needed(self) -> int:
@@ -396,11 +440,10 @@ class Bench:
 
     def startup(self) -> None:
         self.log("start-up")
-        camp = self.measure(lambda i: self.camp("--help"), Cell())
-        ref = (
-            self.measure(lambda i: run([*REF, "--help"], self.data, self.env), Cell())
-            if self.have_ref
-            else self.no_ref()
+        camp, ref = self.pair(
+            "start-up: --help",
+            lambda i: self.camp("--help"),
+            (lambda i: run([*REF, "--help"], self.data, self.env)) if self.have_ref else None,
         )
         self.rows.append(Row("start-up: --help", camp, ref, goal="≤ 0.15 s", check=at_most(0.15)))
         small = self.sized_entries[:SMALL]
@@ -409,8 +452,11 @@ class Bench:
         self.fill(repo, archive, small)
         self.camp("--repo", repo, "commit", "-m", "small")
         self.camp("--repo", repo, "status")
-        camp = self.measure(lambda i: self.camp("--repo", repo, "status"), Cell())
-        ref = self.measure(lambda i: self.ref(archive, "info"), Cell()) if archive else self.no_ref()
+        camp, ref = self.pair(
+            "start-up: status",
+            lambda i: self.camp("--repo", repo, "status"),
+            (lambda i: self.ref(archive, "info")) if archive else None,
+        )
         self.rows.append(
             Row(
                 f"start-up: status of {SMALL} datasets (ref: info)",
@@ -431,18 +477,14 @@ class Bench:
             repo = self.new_repo("add1000")
             return self.camp("--repo", repo, "add", *paths)
 
-        camp = self.measure(camp_once, Cell())
+        def ref_once(i: int) -> Sample:
+            archive = self.empty_archive("add1000")
+            return self.ref(archive, "data", *paths)
+
+        camp, ref = self.pair("add1000", camp_once, ref_once if self.have_ref else None)
         self.camp("--repo", self.path("repos", "add1000"), "commit", "-m", "bp5")
         if self.have_ref:
-
-            def ref_once(i: int) -> Sample:
-                archive = self.empty_archive("add1000")
-                return self.ref(archive, "data", *paths)
-
-            ref = self.measure(ref_once, Cell())
             assert self.ref_count(self.path("ref", "add1000.aca")) == n
-        else:
-            ref = self.no_ref()
         self.rows.append(Row(f"add {n:,} BP5 in one call", camp, ref, goal="≥ 8x faster", check=faster(8)))
 
     def hdf5(self) -> None:
@@ -466,9 +508,7 @@ class Bench:
             if n > 1:
                 marginal.add(sample, (times[0] - times[1]) / (n - 1))
 
-        self.measure(lambda i: once("camp", i), Cell())
-        if self.have_ref:
-            self.measure(lambda i: once("ref", i), Cell())
+        self.pair("hdf5", lambda i: once("camp", i), (lambda i: once("ref", i)) if self.have_ref else None)
         ref_cells = cells["ref"] if self.have_ref else (self.no_ref(), self.no_ref(), self.no_ref())
         self.rows.append(
             Row(
@@ -523,19 +563,15 @@ class Bench:
             repo = self.new_repo("images")
             return self.camp("--repo", repo, "add", "--thumbnail", "64", "64", *paths)
 
-        camp = self.measure(camp_once, Cell())
-        ref = Cell()
-        if self.have_ref:
+        ref_cell = Cell()
 
-            def ref_once(i: int) -> None:
-                archive = self.empty_archive("images")
-                samples = [self.ref(archive, "image", p, "--thumbnail", "64", "64") for p in paths]
-                ref.samples.append(sum(s.seconds for s in samples))
-                ref.peaks.extend(s.peak_kib for s in samples if s.peak_kib)
+        def ref_once(i: int) -> None:
+            archive = self.empty_archive("images")
+            samples = [self.ref(archive, "image", p, "--thumbnail", "64", "64") for p in paths]
+            ref_cell.samples.append(sum(s.seconds for s in samples))
+            ref_cell.peaks.extend(s.peak_kib for s in samples if s.peak_kib)
 
-            self.measure(ref_once, ref)
-        else:
-            ref = self.no_ref()
+        camp, ref = self.pair("images", camp_once, ref_once if self.have_ref else None, ref=ref_cell)
         self.rows.append(
             Row(
                 f"{n} images with 64x64 thumbnails, total (camp: 1 call; ref: {n} calls)",
@@ -557,22 +593,28 @@ class Bench:
         ref_aca = self.path("ref", "add1000.aca")
         n = self.args.add_count
 
-        def opener(path: str) -> Callable[[], Cell]:
-            def cell() -> Cell:
-                out = Cell()
-                for _ in range(self.repeat):
-                    shutil.rmtree(self.cache, ignore_errors=True)
-                    os.makedirs(self.cache)
-                    sample = run([sys.executable, "-c", OPEN_SCRIPT, path], self.work, self.env)
-                    seconds, count = sample.stdout.split()
-                    out.add(sample, float(seconds))
-                    out.text = count
-                return out
+        def opener(path: str, out: Cell) -> Callable[[int], None]:
+            def once(i: int) -> None:
+                shutil.rmtree(self.cache, ignore_errors=True)
+                os.makedirs(self.cache)
+                sample = run([sys.executable, "-c", OPEN_SCRIPT, path], self.work, self.env)
+                seconds, count = sample.stdout.split()
+                out.add(sample, float(seconds))
+                out.text = count
 
-            return cell
+            return once
 
-        camp = opener(camp_aca)() if build.returncode == 0 else Cell(text="n/a (camp build failed)")
-        ref = opener(ref_aca)() if self.have_ref and os.path.exists(ref_aca) else self.no_ref()
+        camp, ref = Cell(), Cell()
+        runs = []
+        if build.returncode == 0:
+            runs.append(("camp", opener(camp_aca, camp), camp))
+        else:
+            camp.text = "n/a (camp build failed)"
+        if self.have_ref and os.path.exists(ref_aca):
+            runs.append(("ref", opener(ref_aca, ref), ref))
+        else:
+            ref = self.no_ref()
+        self.alternate("open", runs)
         if camp.samples and ref.samples and camp.text != ref.text:
             self.log(
                 f"warning: ADIOS2 shows {camp.text} variables in camp's archive, "
@@ -611,6 +653,8 @@ class Bench:
     def measure_at(self, size: int, repo: str, archive: str | None, extras: list[str]) -> None:
         r = self.repeat
         label = f"{size:,}"
+        if "build" in self.only:
+            self.archive_sizes(size, repo, archive)
         if "addone" in self.only:
             self.log(f"add + commit of one dataset at {label}")
 
@@ -620,16 +664,16 @@ class Bench:
                 two.samples.append(a.seconds + c.seconds)
                 two.peaks.extend(p for p in (a.peak_kib, c.peak_kib) if p)
 
-            two = Cell()
-            self.measure(two_calls, two)
-            one = self.measure(
-                lambda i: self.camp("--repo", repo, "add", "-m", f"one {i}", extras[r + i]), Cell()
-            )
-            ref = (
-                self.measure(lambda i: self.ref(archive, "data", extras[i]), Cell())
-                if archive
-                else self.no_ref()
-            )
+            two, one, ref = Cell(), Cell(), Cell()
+            runs = [
+                ("camp add; commit", two_calls, two),
+                ("camp add -m", lambda i: self.camp("--repo", repo, "add", "-m", f"one {i}", extras[r + i]), one),
+            ]
+            if archive:
+                runs.insert(1, ("ref", lambda i: self.ref(archive, "data", extras[i]), ref))
+            else:
+                ref = self.no_ref()
+            self.alternate(f"addone at {label}", runs)
             self.rows.append(
                 Row(
                     f"add; commit one dataset at {label} (2 calls; ref: 1 data call)",
@@ -652,7 +696,7 @@ class Bench:
             self.camp("--repo", repo, "status")  # the first status after a bulk add may fill caches
         if "status" in self.only:
             self.log(f"status at {label}")
-            status = self.measure(lambda i: self.camp("--repo", repo, "status"), Cell())
+            status = self.measure(lambda i: self.camp("--repo", repo, "status"), Cell(), f"status at {label}")
             self.rows.append(Row(f"status at {label}", status, self.no_ref(), goal="≤ 1 s", check=at_most(1)))
         output = self.path("store", f"big-{size}.aca")
         can_build = self.camp("build", "--help", check=False).returncode == 0
@@ -665,7 +709,7 @@ class Bench:
                         os.remove(output)
                     return self.camp("--repo", repo, "build", "-o", output)
 
-                build = self.measure(build_once, Cell())
+                build = self.measure(build_once, Cell(), f"build at {label}")
             else:
                 build = Cell(text="n/a (no camp build)")
             self.rows.append(Row(f"build at {label}", build, self.no_ref(), goal="≤ 10 s", check=at_most(10)))
@@ -703,6 +747,35 @@ class Bench:
         if "push" in self.only and size == self.sizes[-1]:
             self.push(size, repo, archive, extras[3 * r : 4 * r])
 
+    def archive_sizes(self, size: int, repo: str, archive: str | None) -> None:
+        """Bytes of camp build's .aca and of the reference's archive, both of the same ``size`` datasets.
+
+        On the hard-linked corpus identical embedded metadata is stored once, so both
+        archives are far smaller than real ones: compare sizes on --distinct data.
+        """
+        label = f"{size:,}"
+        self.log(f"archive sizes at {label}")
+        camp = Cell()
+        output = self.path("sizes", f"camp-{size}.aca")
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        if os.path.exists(output):
+            os.remove(output)
+        try:
+            sample = self.camp("--repo", repo, "build", "-o", output)
+            camp.add(sample, os.path.getsize(output))
+            camp.peaks = []
+        except CommandFailed as exc:
+            camp.text = f"n/a ({exc})"[:60]
+        ref = self.no_ref()
+        if archive:
+            ref = Cell(samples=[float(os.path.getsize(archive))])
+        self.log(
+            f"  camp build: {camp.value or 0:,.0f} bytes; reference: "
+            + (f"{ref.value:,.0f} bytes" if ref.value else "-")
+        )
+        data = "distinct data" if self.distinct else "hard-linked data: use --distinct"
+        self.rows.append(Row(f"archive size at {label} ({data})", camp, ref, unit="B"))
+
     def push(self, size: int, repo: str, archive: str | None, extras: list[str]) -> None:
         """A one-dataset change pushed to a local-folder remote: time and bytes that reached the remote."""
         label = f"{size:,}"
@@ -711,6 +784,7 @@ class Bench:
         shutil.rmtree(remote, ignore_errors=True)
         os.makedirs(remote)
         time_cell, bytes_cell = Cell(), Cell()
+        runs: list[tuple[str, Callable[[int], Sample | None], Cell]] = []
         if self.camp("push", "--help", check=False).returncode != 0:
             time_cell.text = bytes_cell.text = "n/a (no camp push)"
         else:
@@ -721,25 +795,41 @@ class Bench:
                 else:
                     target = [remote]
                 self.camp("--repo", repo, "push", *target)
-                for i, name in enumerate(extras):
-                    self.camp("--repo", repo, "add", "-m", f"push {i}", name)
-                    before = folder_files(remote)
-                    sample = self.camp("--repo", repo, "push", *target)
+            except CommandFailed as exc:
+                time_cell.text = f"n/a ({exc})"[:60]
+                bytes_cell.text = "n/a"
+            else:
+
+                def camp_once(i: int) -> None:
+                    if bytes_cell.text:
+                        return  # an earlier push failed
+                    try:
+                        self.camp("--repo", repo, "add", "-m", f"push {i}", extras[i])
+                        before = folder_files(remote)
+                        sample = self.camp("--repo", repo, "push", *target)
+                    except CommandFailed as exc:
+                        time_cell.samples, bytes_cell.samples = [], []
+                        time_cell.text = f"n/a ({exc})"[:60]
+                        bytes_cell.text = "n/a"
+                        return
                     time_cell.add(sample)
                     bytes_cell.add(sample, changed_bytes(before, folder_files(remote)))
-            except CommandFailed as exc:
-                time_cell = Cell(text=f"n/a ({exc})"[:60])
-                bytes_cell = Cell(text="n/a")
+
+                runs.append(("camp", camp_once, time_cell))
         ref_time, ref_bytes = self.no_ref(), self.no_ref()
         rclone = shutil.which("rclone") or os.path.join(os.path.dirname(sys.executable), "rclone")
         if archive and os.path.exists(rclone):
             ref_time, ref_bytes = Cell(), Cell()
-            for _ in range(self.repeat):
-                target = os.path.join(remote + "-ref", "big.aca")
-                shutil.rmtree(os.path.dirname(target), ignore_errors=True)
-                sample = run([rclone, "copyto", archive, target], self.work, self.env)
+
+            def ref_once(i: int) -> None:
+                copy = os.path.join(remote + "-ref", "big.aca")
+                shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+                sample = run([rclone, "copyto", archive, copy], self.work, self.env)
                 ref_time.add(sample)
-                ref_bytes.add(sample, os.path.getsize(target))
+                ref_bytes.add(sample, os.path.getsize(copy))
+
+            runs.append(("ref", ref_once, ref_time))
+        self.alternate(f"push at {label}", runs)
         self.rows.append(
             Row(
                 f"push of a one-dataset change at {label}: time (ref: rclone copy of the .aca)",
@@ -796,7 +886,7 @@ class Bench:
             f"{os.cpu_count()} CPUs, load average at the end {load}; Python {platform.python_version()}; "
             + ", ".join(versions)
             + f"\nsizes {','.join(map(str, self.sizes))}, repeat {self.repeat}, "
-            f"corpus seed {self.args.seed}, "
+            f"corpus seed {self.args.seed} ({'distinct' if self.distinct else 'hard-linked'}), "
             f"wall time {time.perf_counter() - self.t0:.0f} s, work folder {self.work}\n\n"
         )
         return header + table(self.rows, self.repeat)
@@ -829,6 +919,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--add-count", type=int, default=1000, help="BP5 datasets added in one call")
     parser.add_argument("--hdf5-count", type=int, default=20, help="HDF5 files for the extraction row")
     parser.add_argument("--image-count", type=int, default=50, help="images for the thumbnail row")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="use the corpus whose every dataset is written for real (slow to make; real archive sizes)",
+    )
+    parser.add_argument("--trace", help="append every timed run to this file, in order: ROW<TAB>TOOL<TAB>REPEAT")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

@@ -44,6 +44,10 @@ class RepoLocked(CampError):
     exit_code = ExitStatus.LOCKED
 
 
+class NothingToCommit(CampError):
+    """A commit found nothing staged and no shard that changes anything."""
+
+
 class BadInput(CampError):
     """A path, name or option value camp cannot use."""
 

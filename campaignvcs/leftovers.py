@@ -30,6 +30,7 @@ def _temporaries(git_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
     return [(os.path.join(objects, "pack"), TEMPORARY_PREFIXES, ""),  # packwrite
             (objects, (LOOSE_TEMPORARY,), ""),                        # loose objects
             (camp_dir, (".",), ".tmp"),                               # atomic_write
+            (os.path.join(camp_dir, "shards"), (".",), ".tmp"),       # a shard (campaignvcs.shards)
             (camp_dir, REMOTE_TEMPORARIES, "")]                       # remote sync
 
 

@@ -88,6 +88,10 @@ class ObjectStore:
         """Whether the object is written here, found without reading it."""
         raise NotImplementedError
 
+    def stored_entry(self, oid: bytes) -> bytes | None:
+        """The object's pack entry exactly as stored, for copying into another pack; None: encode it."""
+        return None
+
     def close(self) -> None:
         """Release open files."""
 
@@ -241,6 +245,10 @@ class DiskObjectStore(ObjectStore):
     def iter_prefix(self, prefix: bytes) -> Iterator[bytes]:
         """Ids of written objects starting with the hex ``prefix``."""
         return iter(self._fallback().iter_prefix(prefix))
+
+    def stored_entry(self, oid: bytes) -> bytes | None:
+        """The object's pack entry as a pack holds it (header and deflated data), or None."""
+        return self._pack_reader().stored_entry(oid)
 
     def holds(self, oid: bytes) -> bool:
         """Whether a loose file or a pack index has the object (dulwich's ``in`` would parse loose objects)."""

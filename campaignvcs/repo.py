@@ -343,14 +343,14 @@ class CampaignRepo:
             self._lock.release()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, wait: float = LOCK_WAIT_SECONDS) -> Iterator[Transaction]:
         """Change the staging area (and commit): the only way to.
 
-        Holds the lock; the stat cache is validated against the state before the change.
-        On success, queued objects, then the staging area, then the stat cache's token are
-        written; on an exception nothing of the change is saved.
+        Holds the lock (waiting up to ``wait`` seconds for it); the stat cache is validated
+        against the state before the change. On success, queued objects, then the staging
+        area, then the stat cache's token are written; on an exception nothing of the change is saved.
         """
-        with self.lock():
+        with self.lock(wait):
             cache = self.stat_cache()
             tx = Transaction(self, cache)
             try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests use as real parts: git (stock git reads campaigns), openssh-server
 # (a real sshd for the connector tests), util-linux (setpriv: root without its permission
-# bypass), tar. Also sshd's privilege-separation folder /run/sshd, which the system makes at
+# bypass), tar, slurmctld + slurmd + slurm-client + munge (a real Slurm cluster). Also sshd's privilege-separation folder /run/sshd, which the system makes at
 # boot but a container may lack.
 #
 # `make test` never runs this (it changes nothing on the system); .ci/run does, as root,
@@ -14,6 +14,10 @@ command -v git >/dev/null 2>&1 || need+=(git)
   || need+=(openssh-server openssh-client)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v tar >/dev/null 2>&1 || need+=(tar)
+# A single-node Slurm for tests/test_slurm.py (started by the test session itself, without
+# systemd: scripts/slurm-up.sh); the packages' "could not start" messages are expected.
+{ [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && command -v sbatch >/dev/null 2>&1 \
+  && [ -x /usr/sbin/munged ]; } || need+=(slurmctld slurmd slurm-client munge)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps.sh: missing ${need[*]}; run this as root on Debian/Ubuntu to install them" >&2

@@ -7,6 +7,7 @@ nested like real runs; the harness must measure every row with real camp process
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -73,6 +74,32 @@ def test_copies_are_hard_links_to_prototypes(tmp_path, monkeypatch):
     assert 2 < len(inodes) <= len(bps) // 3 + 2
 
 
+def test_distinct_corpus_writes_every_dataset_and_is_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setitem(corpus.PROTOTYPES, "bp5", 2)  # past the prototypes, datasets must still differ
+    a = corpus.make_corpus(str(tmp_path / "a"), 30, seed=3, distinct=True)
+    b = corpus.make_corpus(str(tmp_path / "b"), 30, seed=3, distinct=True)
+    assert a.distinct and snapshot(a.campaign) == snapshot(b.campaign)
+    # the same paths as the hard-linked corpus of the seed; every dataset its own number
+    assert [e.path for e in a.entries] == [e.path for e in corpus.plan(30, 3)]
+    bps = a.of_kind("bp5")
+    assert [e.proto for e in bps] == list(range(len(bps)))
+    md = {e.path: os.stat(os.path.join(a.campaign, e.path, "md.0")) for e in bps}
+    assert len({st.st_ino for st in md.values()}) == len(bps) and {st.st_nlink for st in md.values()} == {1}
+    digests = set()
+    for e in bps:
+        with open(os.path.join(a.campaign, e.path, "md.0"), "rb") as f:
+            digests.add(hashlib.sha1(f.read()).hexdigest())
+    assert len(digests) == len(bps)  # the embedded metadata differs
+    # the first N of a larger corpus are the corpus of N, and a smaller one is extended in place
+    small = corpus.make_corpus(str(tmp_path / "c"), 12, seed=3, distinct=True)
+    assert small.entries == a.entries[:12]
+    grown = corpus.make_corpus(str(tmp_path / "c"), 30, seed=3, distinct=True)
+    assert grown.entries == a.entries and snapshot(grown.campaign) == snapshot(a.campaign)
+    # a distinct corpus is not taken for a hard-linked one
+    with pytest.raises(SystemExit):
+        corpus.make_corpus(str(tmp_path / "c"), 30, seed=3)
+
+
 def test_corpus_command(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(
@@ -85,6 +112,15 @@ def test_corpus_command(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"12 datasets in {out / 'campaign'}: ")
     assert (out / "corpus.json").is_file()
+    r = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "corpus.py"), str(tmp_path / "d"), "--datasets", "12", "--distinct"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert corpus.load_corpus(str(tmp_path / "d")).distinct
 
 
 def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
@@ -104,6 +140,7 @@ def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
             "2",
             "--workdir",
             str(tmp_path / "work"),
+            "--distinct",
         ],
         capture_output=True,
         text=True,
@@ -125,6 +162,8 @@ def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
         "add -m one dataset at 20",
         "status at 20",
         "build at 20",
+        "archive size at 12 (distinct data)",
+        "archive size at 20 (distinct data)",
         "rebuild after one change at 20",
         "push of a one-dataset change at 20",
     ):
@@ -133,6 +172,35 @@ def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
         camp_cell = line.split("|")[2].strip()
         assert camp_cell.endswith((" s", "B")) or camp_cell.startswith("n/a (no camp"), line
     assert "filling the campaigns to 20 datasets" in r.stderr
+    assert "distinct corpus" in r.stderr and "(distinct)" in table
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hpc_campaign") is None, reason="the reference is not installed")
+def test_camp_and_reference_runs_alternate(tmp_path):
+    trace = tmp_path / "trace.tsv"
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "run.py"),
+            "--only",
+            "startup",
+            "--repeat",
+            "4",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--trace",
+            str(trace),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = [line.split("\t") for line in trace.read_text().splitlines()]
+    for row in ("start-up: --help", "start-up: status"):
+        order = [tool for key, tool, _ in runs if key == row]
+        assert order == ["camp", "ref", "ref", "camp", "camp", "ref", "ref", "camp"], (row, order)
 
 
 def test_unknown_measurement_is_refused(tmp_path):

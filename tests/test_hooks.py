@@ -315,48 +315,43 @@ def test_push_on_commit_publishes_each_commit(campaign, camp, data, tmp_path, mo
     assert ref.read_text().strip() == head(campaign)
 
 
-def test_slurm_epilog_records_job_outputs_and_retries_while_locked(campaign, camp, tmp_path):
+def test_slurm_epilog_records_job_outputs_and_never_retries_while_locked(campaign, camp, tmp_path):
     job = tmp_path / "job"
     (job / "out").mkdir(parents=True)
     make_data.make_bp5(str(job / "out" / "run.bp"), steps=2, seed=5)
     make_data.make_text(str(job / "out" / "log.txt"))
     env = tool_env(CAMP_REPO=str(campaign), SLURM_JOB_ID="4242", SLURM_JOB_NAME="heat",
-                   SLURM_CLUSTER_NAME="frontier", CAMP_EPILOG_PAUSE="0.2")
-    # Another job holds the repository lock (longer than camp's 3 s wait): until the epilog says it
-    # will try again (not a fixed time, which a slow machine could spend before camp even waits).
-    lock = campaign / ".git" / "camp" / "lock"
-    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")
-    proc = subprocess.Popen([str(READY / "slurm-epilog"), "out/run.bp", "out/log.txt"], cwd=job, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        said = []
-        for line in proc.stderr:
-            said.append(line)
-            if "slurm-epilog: campaign is locked; try 2/6 in" in line:
-                break
-    finally:
-        lock.unlink()
-    _, rest = proc.communicate(timeout=60)
-    stderr = "".join(said) + rest
-    assert proc.returncode == 0, stderr
-    assert "slurm-epilog: campaign is locked; try 2/6 in" in stderr
+                   SLURM_CLUSTER_NAME="frontier", CAMP_EPILOG_META="Input-Deck=heat.in")
+    r = subprocess.run([str(READY / "slurm-epilog"), "out/run.bp", "out/log.txt"], cwd=job, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     assert git(campaign, "log", "-1", "--format=%s").strip() == "job 4242: heat on frontier"
+    trailers = git(campaign, "log", "-1", "--format=%(trailers)")
+    assert "Slurm-Job: 4242" in trailers and "Slurm-Cluster: frontier" in trailers
+    assert "Input-Deck: heat.in" in trailers
     with CampaignRepo.open(str(campaign)) as repo:
         (rep,) = repo.dataset("out/run.bp", repo.head()).replicas
         assert rep.host == "laptop" and rep.dir == os.path.realpath(job)
         assert repo.dataset("out/log.txt", repo.head()) is not None
-    # Nothing new: exit 0, no empty commit. Locked for good: camp's exit status 3 after the last try.
+    # Nothing new: exit 0, no empty commit.
     before = head(campaign)
     r = subprocess.run([str(READY / "slurm-epilog"), "out/run.bp"], cwd=job, env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and head(campaign) == before
+    # Another job holds the lock for good: no retry loop, no refusal; the outputs wait in a shard
+    # and the next commit records them.
+    make_data.make_text(str(job / "out" / "late.txt"), seed=3)
+    lock = campaign / ".git" / "camp" / "lock"
     lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")
     try:
-        r = subprocess.run([str(READY / "slurm-epilog"), "out/run.bp"], cwd=job, capture_output=True, text=True,
-                           env={**env, "CAMP_EPILOG_TRIES": "1"}, timeout=60)
+        r = subprocess.run([str(READY / "slurm-epilog"), "out/late.txt"], cwd=job, capture_output=True, text=True,
+                           env={**env, "CAMP_SHARD_COMMIT_WAIT": "1"}, timeout=60)
     finally:
         lock.unlink()
-    assert r.returncode == 3 and "repository is locked" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "the datasets wait in shard" in r.stderr and head(campaign) == before
+    camp("--repo", campaign, "commit", "-m", "gather")
+    assert git(campaign, "log", "-1", "--format=%(trailers:key=Slurm-Job,valueonly)").strip() == "4242"
 
 
 def test_post_pull_sees_the_new_head_and_its_failure_only_warns(campaign, camp, data, tmp_path):

@@ -51,7 +51,8 @@ def test_remote_add_list_remove_in_a_camp_section_stock_git_ignores(campaign, ca
     listed = camp("--repo", campaign, "remote", "list").output
     assert listed == f"origin\t{tmp_path}/backup/here\ns3\tstore:bucket/proj\n"
     assert json.loads(camp("--repo", campaign, "remote", "list", "--json").output) == [
-        {"name": "origin", "url": f"{tmp_path}/backup/here"}, {"name": "s3", "url": "store:bucket/proj"}]
+        {"name": "origin", "url": f"{tmp_path}/backup/here", "archive": True, "include": [], "exclude": []},
+        {"name": "s3", "url": "store:bucket/proj", "archive": True, "include": [], "exclude": []}]
     assert git(campaign, "config", "--get", "camp-remote.origin.url").stdout == f"{tmp_path}/backup/here\n"
     assert git(campaign, "remote").stdout == ""
     r = camp("--repo", campaign, "remote", "add", "origin", "/x", ok=False)

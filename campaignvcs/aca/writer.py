@@ -9,7 +9,8 @@ The writer streams: datasets arrive one by one (callers pass them sorted by name
 ``dataset.rowid`` follows the name) and their rows, embedded payloads included, go
 straight into SQLite in batches inside one transaction. Nothing but small lookup tables
 (hosts, directories, keys, archives, and one short key per distinct embedded file) is
-kept in memory, so a 100,000-dataset campaign builds in bounded memory.
+kept in memory (the file keys only up to :data:`FILE_KEYS_KEPT`), so a campaign of a
+million datasets builds in bounded memory.
 
 ADIOS2 loads ``host`` and ``directory`` by position, so their rowids must be dense 1..n;
 we want them sorted by name too (same commit → same table contents), but which hosts and
@@ -68,6 +69,11 @@ from campaignvcs.model import KINDS, Dataset, EmbeddedFile, Host, TimeSeries
 
 BATCH = 2000
 """Datasets per executemany batch: large enough to amortise calls, small enough for memory."""
+FILE_KEYS_KEPT = 250_000
+"""Identical file rows are shared through ``repfiles`` when they are at most this many distinct
+files apart (~30 MB of keys): at a million distinct datasets, remembering every file would
+cost ~300 MB. A duplicate further apart gets a row of its own: a slightly larger archive, the
+same datasets."""
 
 
 STAGING = (
@@ -276,6 +282,8 @@ class RowWriter:
                 if fileid is None:
                     self.n_files += 1
                     fileid = self.files[k] = self.file_base + self.n_files
+                    if len(self.files) > FILE_KEYS_KEPT:
+                        del self.files[next(iter(self.files))]  # the oldest (dicts keep insertion order)
                     meta = (f.name, f.compression, f.lenorig, f.lencompressed, f.modtime, f.checksum)
                     rows["file"].append((fileid, *meta, self.read_blob(f.blob)))
                 rows["repfiles"].append((repid, fileid))

@@ -35,6 +35,11 @@ SHOWN_WARNINGS = 20
               type=click.Choice(["ADIOS", "HDF5", "TEXT", "IMAGE"]),
               help="Leave out datasets of this kind (repeatable); e.g. HDF5 for the PyPI adios2, which "
               "has no HDF5 engine and refuses a whole archive listing one.")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="A sub-archive: only datasets whose name matches GLOB (repeatable; '*' also matches '/', "
+              "e.g. 'run_0001/*'). Needs -o.")
+@click.option("--exclude", "exclude_globs", multiple=True, metavar="GLOB",
+              help="Leave out datasets whose name matches GLOB (repeatable). Needs -o.")
 @click.option("--full", is_flag=True,
               help="Write the whole archive anew even where patching the previous one would do.")
 @click.option("--force", is_flag=True,
@@ -45,16 +50,20 @@ SHOWN_WARNINGS = 20
 @json_option
 @pass_env
 def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, exclude: tuple[str, ...],
-              full: bool, force: bool, check: bool, as_json: bool) -> None:
+              include: tuple[str, ...], exclude_globs: tuple[str, ...], full: bool, force: bool, check: bool,
+              as_json: bool) -> None:
     """Compile commit REV (default HEAD) into a campaign archive that ADIOS2 opens.
 
     When the output is an archive this repository built before with the same options,
     only the datasets changed since are rewritten (unless --full). An archive another
     repository built is not overwritten without --force. Datasets ADIOS2 could not open
-    are left out, with a warning saying why.
+    are left out, with a warning saying why. --include/--exclude write a sub-archive of
+    some datasets (with their hosts, keys and time series), which a reader opens in
+    proportion to its size.
     """
     result = porcelain.build(rev=rev, output=output, omit_deleted=omit_deleted, repo=env.repo, env=env.env,
-                             exclude_kinds=exclude, full=full, force=force, check=check)
+                             exclude_kinds=exclude, full=full, force=force, check=check,
+                             include=include, exclude=exclude_globs)
     failed = result.check is not None and not result.check.ok
     if as_json:
         echo_json(result)  # the warnings are in it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import click
@@ -104,7 +105,7 @@ def show_cmd(env: Env, rev: str | None, names: tuple[str, ...], show_all: bool, 
             listed = shown.datasets[:SUMMARY_FIRST]
             paint.echo(f"first {len(listed)}:")
         for ds in listed:
-            _echo_dataset(ds, paint)
+            _echo_dataset(ds, paint, shown.recorded_by.get(ds.name, ()))
         if len(listed) < n:
             paint.echo(f"... and {n - len(listed)} more ('camp show --all' lists every dataset, "
                        "'camp show --dataset NAME' one)")
@@ -120,9 +121,11 @@ def _echo_summary(datasets: list[Dataset], paint: Painter) -> None:
                + "  (live datasets with a replica there)")
 
 
-def _echo_dataset(ds: Dataset, paint: Painter) -> None:
+def _echo_dataset(ds: Dataset, paint: Painter, recorded_by: Iterable[Mapping[str, str]] = ()) -> None:
     state = "" if ds.live else paint(f"  [deleted {format_ns(ds.deltime)}]", "red")
     paint.echo(f"{ds.kind:<6} {paint(ds.name, bold=True)}  uuid {ds.uuid}{state}")
+    for by in recorded_by:
+        paint.echo("       recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
     for r in ds.replicas:
         where = f"{r.host}:{r.dir}" + ("" if r.archive is None else f" [archive {r.archive or '(dir)'}]")
         extra = f"  {r.resolution[0]}x{r.resolution[1]}" if r.resolution else ""
@@ -255,6 +258,8 @@ def whereis_cmd(env: Env, name: str, history: bool, rev: str | None, as_json: bo
                 if e.commit:
                     when = format_time(e.time, e.timezone)
                     click.echo(f"  {e.commit[:10]}  {when}  {e.author}  {e.message}")
+                    for by in e.recorded_by:
+                        click.echo("      recorded by " + ", ".join(f"{k} {v}" for k, v in by.items()))
                 else:
                     click.echo("  staged, not committed")
             what = f"replica {e.replica.id} {e.replica.where}" if e.replica is not None else "dataset"

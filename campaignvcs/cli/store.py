@@ -77,10 +77,12 @@ def store_rm_cmd(env: Env, patterns: tuple[str, ...], yes: bool) -> None:
 @json_option
 @pass_env
 def store_pull_cmd(env: Env, remote: str, pattern: str | None, as_json: bool) -> None:
-    """Copy the built archives (not the history) from REMOTE into the store.
+    """Bring the built archives from REMOTE into the store.
 
     REMOTE is a remote name of the campaign you are in, or any rclone path (a configured
-    rclone remote, a connection string, a folder). PATTERN picks archives by name.
+    rclone remote, a connection string, a folder). PATTERN picks archives by name. The
+    archive of the campaign you are in is not downloaded: its history is fetched and the
+    archive rebuilt here, patching the one in the store (bytes in proportion to the change).
     """
     with transfer_progress(not as_json) as progress:
         result = porcelain.store_pull(remote, pattern, repo=env.repo, env=env.env, progress=progress)
@@ -89,4 +91,7 @@ def store_pull_cmd(env: Env, remote: str, pattern: str | None, as_json: bool) ->
         return
     for name in result.archives:
         click.echo(f"{name}.aca")
-    click.echo(f"{plural(len(result.archives), 'archive')}, {format_size(result.bytes_received)} into {result.store}")
+    for name in result.rebuilt:
+        click.echo(f"{name}.aca (rebuilt from the fetched history)")
+    count = len(result.archives) + len(result.rebuilt)
+    click.echo(f"{plural(count, 'archive')}, {format_size(result.bytes_received)} received, into {result.store}")

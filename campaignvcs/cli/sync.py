@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.completion import complete_dataset, complete_remote
 from campaignvcs.cli.output import echo_json, format_size, json_option, plural
 from campaignvcs.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from campaignvcs.porcelain.remotes import RemoteInfo
 
 
 @contextmanager
@@ -46,14 +50,23 @@ def remote_group() -> None:
 @remote_group.command("add")
 @click.argument("name")
 @click.argument("url")
+@click.option("--archive/--no-archive", default=True, show_default=True,
+              help="Whether pushes also upload the built archive (--no-archive: history only; readers "
+              "with camp pull and rebuild locally, readers with only ADIOS2 need the archive).")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="The archive pushed here holds only datasets whose name matches GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="The archive pushed here leaves out datasets whose name matches GLOB (repeatable).")
 @pass_env
-def remote_add_cmd(env: Env, name: str, url: str) -> None:
+def remote_add_cmd(env: Env, name: str, url: str, archive: bool, include: tuple[str, ...],
+                   exclude: tuple[str, ...]) -> None:
     """Add remote NAME at URL: 'remote:bucket/path', ':backend,opt=v:path' or a folder.
 
     A relative folder is stored as an absolute path.
     """
-    info = porcelain.remote_add(name, url, repo=env.repo, env=env.env)
-    click.echo(f"added remote {info.name}: {info.url}")
+    info = porcelain.remote_add(name, url, repo=env.repo, env=env.env, archive=archive, include=include,
+                                exclude=exclude)
+    click.echo(f"added remote {info.name}: {info.url}{_remote_options(info)}")
 
 
 @remote_group.command("list")
@@ -66,7 +79,15 @@ def remote_list_cmd(env: Env, as_json: bool) -> None:
         echo_json(remotes)
         return
     for r in remotes:
-        click.echo(f"{r.name}\t{r.url}")
+        click.echo(f"{r.name}\t{r.url}{_remote_options(r)}")
+
+
+def _remote_options(r: RemoteInfo) -> str:
+    """What a push sends there besides history, when it is not the whole archive."""
+    if not r.archive:
+        return " (history only, no archive)"
+    globs = [*(f"+{g}" for g in r.include), *(f"-{g}" for g in r.exclude)]
+    return f" (sub-archive: {' '.join(globs)})" if globs else ""
 
 
 @remote_group.command("remove")
@@ -101,7 +122,7 @@ def push_cmd(env: Env, remote: str | None, build: bool, as_json: bool) -> None:
         return
     click.echo(f"{result.remote}: {_short(result.old)}..{_short(result.new)}  {result.objects} objects, "
                f"{format_size(result.pack_bytes)} history"
-               + (f", {format_size(result.archive_bytes)} archive" if result.archive_bytes else ""))
+               + (f", {format_size(result.archive_bytes)} archive ({result.archive})" if result.archive_bytes else ""))
 
 
 @click.command("fetch")
@@ -219,4 +240,5 @@ def resolve_cmd(env: Env, name: str, side: str | None, as_json: bool) -> None:
         return
     left = len(result.remaining)
     click.echo(f"resolved {result.name} ({result.side}); "
-               + (f"{left} conflict(s) left" if left else "no conflicts left: 'camp commit' to finish the merge"))
+               + (f"{plural(left, 'conflict')} left" if left
+                  else "no conflicts left: 'camp commit' to finish the merge"))

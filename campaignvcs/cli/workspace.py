@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -27,7 +28,7 @@ def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
 
 
 @click.command("add")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--host", metavar="HOST", help="Host the data is on (default: the repository's, else config.yaml).")
 @click.option("--name", metavar="NAME", help="Dataset name instead of the path (one path only).")
 @click.option("--store", is_flag=True, help="Embed text files and images themselves.")
@@ -47,20 +48,44 @@ def init_cmd(env: Env, path: str, name: str, host: str | None) -> None:
                    "(default: the remote listing's).")
 @click.option("--fetch-metadata", is_flag=True,
               help="With --from: download HDF5 files whole to extract their metadata (it is spread through the file).")
+@click.option("--files-from", metavar="FILE", help="Also add the paths listed in FILE, one a line ('-': stdin).")
+@click.option("-0", "--null", "nul", is_flag=True, help="With --files-from: the paths are NUL-separated.")
+@click.option("--shard", "share", metavar="I/N",
+              help="Add only task I of N's share of the paths: those whose 0-based position modulo N is I-1.")
+@click.option("--shard-staging/--no-shard-staging", default=None,
+              help="Record into a shard of this process's own, without the lock (default: inside a Slurm job); "
+                   "camp commit gathers every shard.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE",
+              help="Provenance recorded as a commit trailer (KEY: VALUE), beside Slurm's; repeatable.")
 @json_option
 @pass_env
 def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
             thumbnail: tuple[int, int] | None, kind: str, message: str | None, keyfile: str | None,
             source: str | None, directory: str | None, when: str | None, fetch_metadata: bool,
-            as_json: bool) -> None:
+            files_from: str | None, nul: bool, share: str | None, shard_staging: bool | None,
+            meta: tuple[str, ...], as_json: bool) -> None:
     """Record datasets (ADIOS2 BP, HDF5, images, text) into the staging area.
 
     Paths are relative to the current directory. Adding an unchanged dataset changes
     nothing; adding it from another host or directory records another replica.
     With --from, the datasets stay where they are (an S3 bucket, another cluster) and
-    camp reads only what ADIOS2 embeds, through rclone.
+    camp reads only what ADIOS2 embeds, through rclone. Many writers at once
+    (a Slurm array): see --shard-staging and the docs page "At HPC scale".
     """
+    if nul and files_from is None:
+        raise UsageError("-0 goes with --files-from FILE")
+    if not paths and files_from is None:
+        raise UsageError("missing argument 'PATHS...' (or --files-from FILE)")
+    listed = list(paths)
+    if files_from is not None:
+        listed += porcelain.read_path_list(files_from, nul, stdin=sys.stdin.buffer)
+    paths = tuple(porcelain.take_share(listed, share) if share is not None else listed)
+    if share is not None and not paths:  # more tasks than paths: this one has nothing to do
+        echo_json([]) if as_json else click.echo(f"nothing to add in share {share} of {plural(len(listed), 'path')}")
+        return
     if source is not None:
+        if shard_staging or meta:
+            raise UsageError("--shard-staging and --meta cannot be used with --from")
         _add_from(env, source, paths, host, name, store, thumbnail, kind, message, keyfile, directory, when,
                   fetch_metadata, as_json)
         return
@@ -69,13 +94,17 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     outcome = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
-                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "")
+                            encrypt=encrypt, key_id=encrypt.key_id if encrypt else "",
+                            shard_staging=shard_staging, meta=porcelain.parse_meta(meta))
     echo_warnings(outcome.warnings, *(outcome.committed.warnings if outcome.committed else ()))
     if as_json:
         echo_json(outcome.added)
         return
     for r in outcome.added:
         click.echo(f"{r.action}: {r.name} ({r.kind}, {r.host})")
+    if outcome.shard and not outcome.committed:
+        click.echo(f"recorded in shard {os.path.basename(outcome.shard)}; "
+                   + ("another writer's commit gathered it" if outcome.gathered else "'camp commit' gathers it"))
 
 
 def _add_from(env: Env, source: str, paths: tuple[str, ...], host: str | None, name: str | None, store: bool,
@@ -122,7 +151,12 @@ def status_cmd(env: Env, as_json: bool) -> None:
         paint.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
         for c in st.unstaged:
             paint.echo(paint(f"  {c.change + ':':<16}{c.name}  ({c.path})", "red"))
-    if not st.staged and not st.unstaged:
+    if st.sharded:
+        paint.echo(f"Recorded in {plural(len({c.path for c in st.sharded}), 'shard')}, gathered by the next "
+                   "'camp commit':")
+        for c in st.sharded:
+            paint.echo(paint(f"  {c.change + ':':<16}{c.name}  (shard {c.path})", "green"))
+    if not st.staged and not st.unstaged and not st.sharded:
         paint.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
     if st.leftovers:
         paint.echo("Left by an interrupted process or an older camp (never read as data):")

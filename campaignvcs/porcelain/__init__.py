@@ -63,6 +63,9 @@ _EXPORTS: dict[str, str] = {
     "store_match": "store",
     "store_rm": "store",
     "store_pull": "store",
+    "read_path_list": "pathlists",
+    "take_share": "pathlists",
+    "parse_meta": "pathlists",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from dulwich.objects import parse_tree
@@ -20,6 +20,7 @@ from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.model import KINDS, Dataset
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.repo import CampaignRepo
+from campaignvcs.selection import Selection
 
 ACA_SUFFIX = ".aca"
 
@@ -65,6 +66,8 @@ def build(
     force: bool = False,
     check: bool = False,
     elsewhere_if_taken: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
 ) -> BuildResult:
     """Compile commit ``rev`` (default HEAD) into an ACA file.
 
@@ -84,7 +87,9 @@ def build(
     ``elsewhere_if_taken`` (``camp clone``) the archive then goes to the first free
     ``<archive name>-<n>.aca`` beside it. Datasets ADIOS2 cannot open are left out and the
     result's ``warnings`` say which and why (docs/build.md). With ``check`` the installed
-    ADIOS2 opens the result in a child process (``result.check``). ``CAMP_FAULT`` in
+    ADIOS2 opens the result in a child process (``result.check``). ``include``/``exclude``
+    (globs over dataset names, :mod:`campaignvcs.selection`) make a sub-archive; it needs
+    an ``output`` (the store's name stands for the whole campaign). ``CAMP_FAULT`` in
     ``env`` (tests only) kills the process at a named point, as ``kill -9`` would.
     ``repo`` may be an open repository (push and pull build with theirs; it is left open).
     """
@@ -93,6 +98,10 @@ def build(
         raise BadInput(f"unknown dataset kind: {unknown[0]} (one of {', '.join(KINDS)})")
     env = environ(env)
     cwd = cwd or os.getcwd()
+    selection = Selection(tuple(include), tuple(exclude))
+    if output is None and not selection.everything:
+        raise BadInput("a sub-archive (--include/--exclude) needs -o PATH.aca: the store's "
+                       "<archive name>.aca is the whole campaign")
     with open_repo(repo, cwd, env) as camp:
         commit_id = camp.resolve(rev)
         commit = camp.read_commit(commit_id)
@@ -106,16 +115,18 @@ def build(
 
             run_hook(camp, "pre-build", env, commit=commit_id, archive=path)
         provenance = _provenance(camp, commit_id, commit.tree, omit_deleted, exclude_kinds)
+        provenance["selection"] = selection.recorded()
+        keep = selection.keeps
         now = commit.commit_time * 1_000_000_000
         warned: list[str] = []
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             patched = None if full else _update(
-                camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds, fault
+                camp, path, commit.tree, provenance, now, omit_deleted, exclude_kinds, keep, fault
             )
             counts = patched[0] if patched else write_aca(
                 path,
-                (d for d in datasets_by_name(camp, commit.tree) if d.kind not in exclude_kinds),
+                (d for d in datasets_by_name(camp, commit.tree, keep) if d.kind not in exclude_kinds),
                 camp.hosts(commit.tree),
                 camp.timeseries(commit.tree),
                 lambda blob: camp.read_blob(blob.encode()),
@@ -145,7 +156,7 @@ def build(
 
 
 def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, str], now: int,
-            omit_deleted: bool, exclude_kinds: tuple[str, ...],
+            omit_deleted: bool, exclude_kinds: tuple[str, ...], keep: Callable[[str], bool],
             fault: str | None = None) -> tuple[Counts, int] | None:
     """Patch the archive at ``path`` if this repository built it with the same options; None: build in full.
 
@@ -157,8 +168,9 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
     from campaignvcs.history_model import changed_paths, folder_dataset
 
     built = read_provenance(path) if os.path.isfile(path) else None
-    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds", "camp_version", "adios2_rules")
-    if not built or "tree" not in built or any(built.get(k) != provenance[k] for k in same):
+    same = ("repository", "archive_name", "omit_deleted", "exclude_kinds", "camp_version", "adios2_rules",
+            "selection")
+    if not built or "tree" not in built or any(built.get(k, "") != provenance[k] for k in same):
         return None
     old_tree = built["tree"].encode()
     try:
@@ -182,7 +194,7 @@ def _update(camp: CampaignRepo, path: str, tree: bytes, provenance: dict[str, st
             ds = folder_dataset(camp, entry, where)
             if ds is not None:
                 names.add(ds.name)
-                if entry is after and ds.kind not in exclude_kinds:
+                if entry is after and ds.kind not in exclude_kinds and keep(ds.name):
                     new.append(ds)
     if any(names.intersection(series.datasets) for series in camp.timeseries(tree)):
         return None  # a member's series order depends on its neighbours: renumbered by a full build
@@ -276,34 +288,48 @@ def _output_path(
     return path
 
 
-def datasets_by_name(camp: CampaignRepo, tree: bytes) -> Iterator[Dataset]:
-    """Every dataset manifest of ``tree``, sorted by dataset name, read one at a time.
+def datasets_by_name(camp: CampaignRepo, tree: bytes,
+                     keep: Callable[[str], bool] = lambda name: True) -> Iterator[Dataset]:
+    """Every dataset manifest of ``tree`` whose name ``keep`` accepts, sorted by name, read one at a time.
 
     The tree is ordered by a hash of the name; the name is also in each folder's path,
     so sorting needs only the paths, never the manifests. The walk parses raw trees
-    without keeping them: at 100,000 datasets the repository's tree cache would hold all
-    ~165,000 folders of the campaign in memory for the length of the build.
+    without keeping them (the repository's tree cache would hold every folder of the
+    campaign), and the (name, manifest id) pairs are sorted by SQLite in a temporary
+    database on disk rather than in a Python list, so a build's memory does not grow
+    with the campaign (a million pairs would be ~250 MB here). Names go in as UTF-8 with
+    lone surrogates kept (``surrogatepass``), whose byte order is Python's code-point order.
     """
     entry = camp.lookup(tree, layout.DATASETS)
     if entry is None or entry[0] != TREE_MODE:
         return
     manifest = layout.MANIFEST.encode()
-    found: list[tuple[str, bytes]] = []
+    pairs = sqlite3.connect("")  # "": a private temporary database, on disk once it outgrows its cache
+    try:
+        pairs.execute("create table found(name blob, manifest blob)")
+        batch: list[tuple[bytes, bytes]] = []
 
-    def walk(oid: bytes, prefix: bytes) -> None:
-        kind, data = camp.read_raw(oid)
-        if kind != b"tree":
-            raise CampError(f"object {oid.decode()} is not a tree")
-        for name, mode, sha in parse_tree(data, 20):
-            if mode == TREE_MODE:
-                walk(sha, prefix + name + b"/")
-            elif name == manifest:
-                found.append((_name_of(prefix), sha))
+        def walk(oid: bytes, prefix: bytes) -> None:
+            kind, data = camp.read_raw(oid)
+            if kind != b"tree":
+                raise CampError(f"object {oid.decode()} is not a tree")
+            for name, mode, sha in parse_tree(data, 20):
+                if mode == TREE_MODE:
+                    walk(sha, prefix + name + b"/")
+                elif name == manifest:
+                    dataset = _name_of(prefix)
+                    if keep(dataset):
+                        batch.append((dataset.encode("utf-8", "surrogatepass"), sha))
+                        if len(batch) >= 10_000:
+                            pairs.executemany("insert into found values (?, ?)", batch)
+                            batch.clear()
 
-    walk(entry[1], layout.DATASETS.encode() + b"/")
-    found.sort()
-    for name, sha in found:
-        yield Dataset.loads(camp.read_blob(sha), what=f"manifest of {name}")
+        walk(entry[1], layout.DATASETS.encode() + b"/")
+        pairs.executemany("insert into found values (?, ?)", batch)
+        for name, sha in pairs.execute("select name, manifest from found order by name, manifest"):
+            yield Dataset.loads(camp.read_blob(sha), what=f"manifest of {name.decode('utf-8', 'surrogatepass')}")
+    finally:
+        pairs.close()
 
 
 def _name_of(folder: bytes) -> str:

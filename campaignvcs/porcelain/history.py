@@ -18,6 +18,7 @@ from campaignvcs.errors import BadInput
 from campaignvcs.gitobjects import TREE_MODE, Entry
 from campaignvcs.model import Dataset, Host, TimeSeries
 from campaignvcs.porcelain.common import environ, open_repo
+from campaignvcs.provenance import parse_blocks, recorded_by
 from campaignvcs.repo import CampaignRepo
 
 
@@ -123,6 +124,8 @@ class Shown:
     commit: LogEntry
     campaign: str
     datasets: list[Dataset]
+    recorded_by: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """Dataset changed by this commit → the writers its trailers name (the Slurm jobs that recorded it)."""
 
 
 def show(
@@ -146,7 +149,21 @@ def show(
                 datasets.append(ds)
         else:
             datasets = sorted(camp.datasets(commit.tree), key=lambda d: d.name)
-        return Shown(_entry(commit), camp.campaign(oid).name, datasets)
+        return Shown(_entry(commit), camp.campaign(oid).name, datasets, _writers(camp, commit, datasets))
+
+
+def _writers(camp: CampaignRepo, commit: Commit, datasets: list[Dataset]) -> dict[str, list[dict[str, str]]]:
+    """Who recorded each dataset the commit changed, as its trailers say (nothing to read without trailers)."""
+    message = commit.message.decode("utf-8", "replace")
+    if not parse_blocks(message):
+        return {}
+    parent = camp.tree_of(commit.parents[0]) if commit.parents else None
+    found: dict[str, list[dict[str, str]]] = {}
+    for ds in datasets:
+        path = layout.dataset_dir(ds.name)
+        if camp.lookup(commit.tree, path) != camp.lookup(parent, path) and (by := recorded_by(message, ds.name)):
+            found[ds.name] = by
+    return found
 
 
 # -- diff ---------------------------------------------------------------------------
@@ -264,6 +281,8 @@ class HistoryEvent:
     event: str
     replica: hm.ReplicaRef | None = None
     fields: list[str] = field(default_factory=list)
+    recorded_by: list[dict[str, str]] = field(default_factory=list)
+    """The provenance trailers the commit gives for this dataset: the Slurm jobs that recorded it."""
 
 
 @dataclass(frozen=True)
@@ -342,9 +361,10 @@ def _location_history(camp: CampaignRepo, start: bytes, name: str, staged: bool)
             evs = hm.replica_events(parent, mine)
             common = evs if common is None else [e for e in common if e in evs]
         entry = _entry(commit)
+        by = recorded_by(entry.message, name) if common else []
         for ev in common or ():
             out.append(HistoryEvent(entry.id, entry.time, entry.timezone, entry.author,
-                                    entry.message.split("\n", 1)[0], ev.event, ev.replica, ev.fields))
+                                    entry.message.split("\n", 1)[0], ev.event, ev.replica, ev.fields, by))
     if staged:
         head = camp.head()
         committed = camp.lookup(camp.tree_of(head), path)

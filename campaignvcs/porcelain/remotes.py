@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from campaignvcs.errors import BadInput
 from campaignvcs.porcelain.common import environ, open_repo
-from campaignvcs.remote.config import remote_urls, remove_remote, set_remote
+from campaignvcs.remote.config import RemoteOptions, remote_options, remote_urls, remove_remote, set_remote
 from campaignvcs.remote.layout import normalize_url, redact, validate_remote_name
 from campaignvcs.remote.tracking import remote_state_dir, tracking_ref
 from campaignvcs.repo import CampaignRepo
+from campaignvcs.selection import Selection
 
 
 @dataclass(frozen=True)
@@ -27,27 +28,43 @@ class RemoteInfo:
 
     name: str
     url: str
+    archive: bool = True
+    """False: a history-only remote (push sends no archive)."""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 def remote_add(name: str, url: str, repo: str | CampaignRepo | None = None, cwd: str | None = None,
-               env: Mapping[str, str] | None = None) -> RemoteInfo:
-    """Add remote ``name`` at ``url`` (any rclone path; a relative folder is made absolute)."""
+               env: Mapping[str, str] | None = None, archive: bool = True, include: tuple[str, ...] = (),
+               exclude: tuple[str, ...] = ()) -> RemoteInfo:
+    """Add remote ``name`` at ``url`` (any rclone path; a relative folder is made absolute).
+
+    ``archive`` false makes it history-only: pushes send the commits, and readers with camp
+    rebuild the archive themselves. ``include``/``exclude`` (dataset-name globs) make the
+    archive pushed there a sub-archive.
+    """
     env = environ(env)
     cwd = cwd or os.getcwd()
     validate_remote_name(name)
     url = normalize_url(url, cwd)
+    options = RemoteOptions(archive, tuple(include), tuple(exclude))
+    Selection(options.include, options.exclude)  # refuses a glob git's config cannot hold
+    if not archive and (include or exclude):
+        raise BadInput("--include/--exclude choose the datasets of the archive a push sends; "
+                       "a --no-archive remote gets none")
     with open_repo(repo, cwd, env) as camp, camp.lock():
         if name in remote_urls(camp):
             raise BadInput(f"remote {name} already exists (camp remote remove {name} first)")
-        set_remote(camp, name, url)
-    return RemoteInfo(name, redact(url))
+        set_remote(camp, name, url, options)
+    return RemoteInfo(name, redact(url), *astuple(options))
 
 
 def remote_list(repo: str | CampaignRepo | None = None, cwd: str | None = None,
                 env: Mapping[str, str] | None = None) -> list[RemoteInfo]:
     """The configured remotes, by name."""
     with open_repo(repo, cwd, environ(env)) as camp:
-        return [RemoteInfo(n, redact(u)) for n, u in sorted(remote_urls(camp).items())]
+        return [RemoteInfo(n, redact(u), *astuple(remote_options(camp, n)))
+                for n, u in sorted(remote_urls(camp).items())]
 
 
 def remote_remove(name: str, repo: str | CampaignRepo | None = None, cwd: str | None = None,

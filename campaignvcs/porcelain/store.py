@@ -4,7 +4,8 @@ The campaign store (``Campaign.campaignstorepath`` in ``~/.config/hpc-campaign/c
 is the folder ADIOS2 opens ``<archive name>.aca`` files from. Archives camp built carry
 a ``camp_build`` table saying which repository and commit built them, so ``store ls``
 can tell which ones are behind their repository. ``store pull`` is for readers who never
-edit a campaign: it copies only the ``.aca`` files from a remote, never its history.
+edit a campaign: it copies the ``.aca`` files from a remote; run inside a clone of the
+campaign, it fetches that campaign's history instead and rebuilds its archive locally.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class StorePullResult:
     remote: str
     store: str
     archives: list[str]
+    """Archives downloaded whole."""
     bytes_received: int
+    rebuilt: list[str] = field(default_factory=list)
+    """Archives built here from the fetched history instead (this campaign's own)."""
 
 
 def store_path(env: Mapping[str, str]) -> str:
@@ -126,10 +130,13 @@ def store_rm(patterns: Sequence[str], yes: bool = False, env: Mapping[str, str] 
 
 def store_pull(remote: str, pattern: str | None = None, repo: str | None = None, cwd: str | None = None,
                env: Mapping[str, str] | None = None, progress: Progress | None = None) -> StorePullResult:
-    """Copy the built archives of a remote (a remote name of this campaign, or any rclone path) into the store.
+    """Bring the archives of a remote (a remote name of this campaign, or any rclone path) into the store.
 
-    Each archive appears atomically (downloaded beside its place, then renamed), so
-    ADIOS2 never opens half a file; the ``.camp`` histories are never downloaded.
+    When ``remote`` names a remote of the campaign here, that campaign's archive is not
+    downloaded: its history is fetched (bytes in proportion to what changed) and the
+    archive rebuilt locally, patching the one already in the store. Every other archive
+    there is copied; each appears atomically (downloaded beside its place, then renamed),
+    so ADIOS2 never opens half a file; the ``.camp`` histories are never downloaded.
     """
     from campaignvcs.remote.rclone import Rclone  # heavy (ssl, http.client): only store pull needs it
 
@@ -137,22 +144,63 @@ def store_pull(remote: str, pattern: str | None = None, repo: str | None = None,
     cwd = cwd or os.getcwd()
     store = store_path(env)
     url = _remote_url(remote, repo, cwd, env)
+    own = _own_archive(remote, repo, cwd, env, pattern)
+    rebuilt: list[str] = []
+    received = 0
+    if own is not None:
+        received, name = _rebuild_from_history(remote, own, store, env, progress)
+        rebuilt.append(name)
     with Rclone(env) as rclone:
         found = [(rel, size) for rel, size in rclone.find_files(url, ACA_SUFFIX)
-                 if ".camp/" not in rel and (pattern is None or _matches(rel[: -len(ACA_SUFFIX)], pattern))]
-        if not found:
+                 if ".camp/" not in rel and (pattern is None or _matches(rel[: -len(ACA_SUFFIX)], pattern))
+                 and not (own is not None and rel == own[1])]
+        if not found and not rebuilt:
             what = f" matching {pattern!r}" if pattern else ""
             raise CampError(f"no archives{what} at {redact(url)}")
         os.makedirs(store, exist_ok=True)
         total = sum(size for _rel, size in found)
-        with tempfile.TemporaryDirectory(dir=store, prefix=".camp-pull-") as tmp:
-            rclone.download(url, [rel for rel, _size in found], tmp, total,
-                            (lambda done, all_: progress("store", done, all_)) if progress else None)
-            for rel, _size in found:
-                target = os.path.join(store, rel)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.replace(os.path.join(tmp, rel), target)
-    return StorePullResult(redact(url), store, sorted(rel[: -len(ACA_SUFFIX)] for rel, _size in found), total)
+        if found:
+            with tempfile.TemporaryDirectory(dir=store, prefix=".camp-pull-") as tmp:
+                rclone.download(url, [rel for rel, _size in found], tmp, total,
+                                (lambda done, all_: progress("store", done, all_)) if progress else None)
+                for rel, _size in found:
+                    target = os.path.join(store, rel)
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.replace(os.path.join(tmp, rel), target)
+    return StorePullResult(redact(url), store, sorted(rel[: -len(ACA_SUFFIX)] for rel, _size in found),
+                           total + received, rebuilt)
+
+
+def _own_archive(remote: str, repo: str | None, cwd: str, env: Mapping[str, str],
+                 pattern: str | None) -> tuple[str, str] | None:
+    """(repository root, archive path on the remote) when ``remote`` is a remote of the campaign here."""
+    try:
+        with open_repo(repo, cwd, env) as camp:
+            head = camp.head()
+            if remote not in remote_urls(camp) or head is None:
+                return None
+            name = camp.campaign(head).name
+            root = camp.root
+    except CampError:
+        return None
+    if pattern is not None and not _matches(name, pattern):
+        return None
+    return root, name + ACA_SUFFIX
+
+
+def _rebuild_from_history(remote: str, own: tuple[str, str], store: str, env: Mapping[str, str],
+                          progress: Progress | None) -> tuple[int, str]:
+    """Fetch ``remote``'s history and build its commit into the store; (bytes received, archive name)."""
+    from campaignvcs.porcelain.archive import build
+    from campaignvcs.porcelain.sync import fetch
+
+    root, rel = own
+    fetched = fetch(remote, repo=root, env=env, progress=progress)
+    if fetched.new is None:
+        raise CampError(f"nothing pushed to {remote} yet: no history to build its archive from")
+    build(rev=fetched.new, output=os.path.join(store, rel), repo=root, cwd=root, env=env, hooks=False,
+          elsewhere_if_taken=True)
+    return fetched.bytes_received, rel[: -len(ACA_SUFFIX)]
 
 
 def _remote_url(remote: str, repo: str | None, cwd: str, env: Mapping[str, str]) -> str:

@@ -10,6 +10,7 @@ and handed down.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -33,10 +34,11 @@ from campaignvcs.porcelain.merging import (
 )
 from campaignvcs.porcelain.workspace import commit_staged
 from campaignvcs.remote import sync
-from campaignvcs.remote.config import pick_remote
+from campaignvcs.remote.config import RemoteOptions, pick_remote, remote_options
 from campaignvcs.remote.endpoint import Remote
 from campaignvcs.remote.layout import RemoteLayout
 from campaignvcs.remote.rclone import Rclone
+from campaignvcs.remote.tracking import remote_state_dir
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.transaction import Transaction
 from campaignvcs.treemerge import merge_trees
@@ -71,6 +73,8 @@ class PushResult:
     archive_bytes: int
     bytes_sent: int
     warnings: list[str] = field(default_factory=list)
+    archive: str = ""
+    """How the archive sent was made: ``store copy``, ``patched``, ``built in full``; "" when none was sent."""
 
 
 def push(remote: str | None = None, build: bool = True, repo: str | None = None, cwd: str | None = None,
@@ -94,37 +98,72 @@ def push(remote: str | None = None, build: bool = True, repo: str | None = None,
         # pre-push can refuse (verify-before-push); it sees where the push goes.
         run_hook(camp, "pre-push", env, commit=head,
                  extra={"CAMP_REMOTE": r.name, "CAMP_REMOTE_URL": r.shown_url})
-        builder = _archive_builder(camp, head, env, warnings) if build else None
+        options = remote_options(camp, r.name)
+        how: list[str] = []
+        builder = _archive_builder(camp, head, env, warnings, r.name, options, how.append) \
+            if build and options.archive else None
         with r.rclone:
             out = sync.push(camp, r, head, builder, progress=progress)
     return PushResult(
         remote=r.name, url=r.shown_url, old=out.old.decode() if out.old else None, new=out.new.decode(),
         up_to_date=out.up_to_date, objects=out.objects, pack_bytes=out.pack_bytes,
         archive_bytes=out.aca_bytes, bytes_sent=out.pack_bytes + out.aca_bytes, warnings=warnings,
+        archive=how[-1] if how and out.aca_bytes else "",
     )
 
 
-def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str],
-                     warnings: list[str]) -> Callable[[str], str] | None:
-    """A function that builds the archive of ``head`` to a path, or None if build is unavailable.
+def _archive_builder(camp: CampaignRepo, head: bytes, env: Mapping[str, str], warnings: list[str],
+                     remote: str, options: RemoteOptions,
+                     made: Callable[[str], None]) -> Callable[[str], str] | None:
+    """A function that builds the archive of ``head`` for ``remote`` to a path, or None if build is unavailable.
 
-    Defined here and handed down, so the core push never reaches back up into porcelain;
-    it builds with the repository the push opened.
+    Never a full build when an earlier archive exists: the build starts from a copy of
+    the store's archive (at ``head``, it is uploaded as it is) or of the archive this
+    clone last pushed to ``remote`` (kept in ``.git/camp/remotes/<name>/``), and only
+    the datasets changed since are rewritten. The result is kept for the next push;
+    ``made`` is told how the archive came about. Defined here and handed down, so the
+    core push never reaches back up into porcelain.
     """
     try:
         from campaignvcs.porcelain.archive import build
     except ImportError as exc:
         warnings.append(f"archive not pushed: camp build is not available ({exc})")
         return None
+    kept = os.path.join(remote_state_dir(camp, remote), PUSHED_ARCHIVE)
+    whole = not options.include and not options.exclude
 
     def run(path: str) -> str:
-        if _copy_store_archive(camp, head, env, path) == head.decode():
+        if whole and _copy_store_archive(camp, head, env, path) == head.decode():
+            made("store copy")
             return path
+        if os.path.isfile(kept):
+            shutil.copyfile(kept, path)  # this remote's last archive: patched below
         # A temporary file for the upload, not a build of the store's archive: no build hooks.
-        # Started from the store's copy, the build only rewrites the datasets changed since.
-        return build(rev=head.decode(), output=path, repo=camp, cwd=camp.root, env=env, hooks=False).path
+        built = build(rev=head.decode(), output=path, repo=camp, cwd=camp.root, env=env, hooks=False,
+                      include=options.include, exclude=options.exclude)
+        warnings.extend(built.warnings)
+        made("patched" if built.incremental else "built in full")
+        _keep(built.path, kept)
+        return built.path
 
     return run
+
+
+PUSHED_ARCHIVE = "pushed.aca"
+"""The archive last pushed to a remote, kept in its state folder so the next push patches it."""
+
+
+def _keep(path: str, kept: str) -> None:
+    """Keep the archive at ``path`` as ``kept`` (a hard link renamed into place; a copy across file systems)."""
+    os.makedirs(os.path.dirname(kept), exist_ok=True)
+    tmp = kept + ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, kept)
 
 
 def _copy_store_archive(camp: CampaignRepo, head: bytes, env: Mapping[str, str], path: str) -> str | None:
@@ -144,8 +183,8 @@ def _copy_store_archive(camp: CampaignRepo, head: bytes, env: Mapping[str, str],
     except OSError:
         return None
     built = read_provenance(path) or {}
-    wanted = {"repository": camp.root, "omit_deleted": "1", "exclude_kinds": ""}
-    if built.get("commit") and all(built.get(k) == v for k, v in wanted.items()):
+    wanted = {"repository": camp.root, "omit_deleted": "1", "exclude_kinds": "", "selection": ""}
+    if built.get("commit") and all(built.get(k, "") == v for k, v in wanted.items()):
         return built["commit"]
     os.unlink(path)
     return None

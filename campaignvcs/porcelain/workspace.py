@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from campaignvcs import layout
-from campaignvcs.errors import BadInput, CampError, UsageError
+from campaignvcs import layout, provenance
+from campaignvcs.errors import BadInput, NothingToCommit, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.changes import renamed_from, replica_change
@@ -21,8 +21,11 @@ from campaignvcs.porcelain.common import (
     open_repo,
     resolve_host,
 )
+from campaignvcs.porcelain.sharded import add_to_shard
 from campaignvcs.repo import CampaignRepo
+from campaignvcs.shards import gather, pending, remove
 from campaignvcs.statcache import signature_of
+from campaignvcs.tempfiles import hostname
 from campaignvcs.transaction import Transaction
 
 Progress = Callable[[int, int], None]
@@ -102,6 +105,8 @@ def add(
     encrypt: Callable[[Payload], tuple[bytes, str]] | None = None,
     key_id: str = "",
     message: str | None = None,
+    shard_staging: bool | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> AddOutcome:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
@@ -111,6 +116,8 @@ def add(
     (one process instead of two: what a batch job's epilog wants). Hooks: ``pre-add``
     (and ``pre-commit`` with ``message``) run under the lock before anything is staged
     (committed); ``post-commit`` runs after the lock is released (a failure is a warning).
+    ``shard_staging`` (None: if ``SLURM_JOB_ID`` is set, or ``meta`` without ``message``): into a
+    shard of its own, without the lock (:mod:`campaignvcs.shards`); ``meta``: provenance trailers.
     """
     if message is not None and not message.strip():
         raise BadInput("empty commit message: pass -m MESSAGE")
@@ -127,6 +134,9 @@ def add(
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
         started = time.time_ns()  # before any file is read: what changes after it is seen as racy
         sources = _read_sources(paths, name, cwd, options, progress, _processes(env), os.path.realpath(camp.root))
+        if shard_staging or (shard_staging is None and (env.get("SLURM_JOB_ID") or (meta and message is None))):
+            return _add_to_shard(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], name,
+                                 host_name, sources, (encrypt, key_id), started, meta or {}, message)
         committed = None
         with camp.transaction() as tx:
             if _installed(camp, "pre-add"):
@@ -135,13 +145,36 @@ def add(
                 pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
             results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
             if message is not None and camp.staged_changes():
-                committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message))
-        warnings = [f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
-                    "path); give --name NAME for a stable one, or add it from a folder above it"
-                    for r in results if name is None and r.action == "added" and _unstable_name(r.name)]
+                committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message), meta=meta)
+        warnings = _name_warnings(results, name)
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
         return AddOutcome(results, committed, warnings)
+
+
+def _name_warnings(results: list[AddResult], name: str | None) -> list[str]:
+    return [f"dataset name {r.name!r} depends on the folder camp add ran in ('..' or an absolute "
+            "path); give --name NAME for a stable one, or add it from a folder above it"
+            for r in results if name is None and r.action == "added" and _unstable_name(r.name)]
+
+
+def _add_to_shard(camp: CampaignRepo, env: Mapping[str, str], full_paths: list[str], name: str | None,
+                  host: HostName, sources: list[Source],
+                  key: tuple[Callable[[Payload], tuple[bytes, str]] | None, str], started: int,
+                  meta: Mapping[str, str], message: str | None) -> AddOutcome:
+    """``camp add`` into a shard of its own (no lock: never waits, never refused); ``message``: then commit."""
+    if _installed(camp, "pre-add"):
+        from campaignvcs.porcelain.hooks import pre_add_hook
+
+        pre_add_hook(camp, env, full_paths, host)
+    done = add_to_shard(camp, env, meta, lambda tx: stage_sources(tx, sources, host, key[0], key[1], read_at=started),
+                        message, lambda tx: commit_staged(tx, message or "", env,
+                                                          before=lambda: _pre_commit(camp, env, message or "")))
+    committed = done.committed
+    if committed is not None:
+        committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
+    return AddOutcome(done.results, committed, _name_warnings(done.results, name) + done.warnings, done.path,
+                      done.gathered)
 
 
 def _installed(camp: CampaignRepo, hook: str) -> bool:
@@ -382,6 +415,8 @@ class Status:
     conflicts: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     """Locks and temporaries a killed process left (``path: what clears it``); see CampaignRepo.leftovers."""
+    sharded: list[Change] = field(default_factory=list)
+    """Datasets recorded in shards (``path``: the shard's file name), gathered by the next commit."""
 
 
 def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Status:
@@ -395,6 +430,10 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
         staged = [Change("renamed", c.name, renames[c.name]) if c.change == "new" and c.name in renames else c
                   for c in staged if not (c.change == "removed" and c.name in renames.values())]
         staged.sort(key=lambda c: (c.name, c.change))
+        head_tree = camp.tree_of(head)
+        sharded = [Change("modified" if in_head else "new", n, s.name) for s in pending(camp.camp_dir)
+                   for p, e in s.entries.items() if (n := layout.dataset_name_of(p))
+                   and (in_head := camp.lookup(head_tree, p)) != e]
         here = local_host(camp, env)
         unstaged: list[Change] = []
         if here:
@@ -421,6 +460,7 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
             merging=merge_head(camp) is not None,
             conflicts=unresolved(camp),
             leftovers=[f"{path}: {what}" for path, what in [*camp.leftovers(), *remote_ref_problems(camp)]],
+            sharded=sharded,
         )
 
 
@@ -495,6 +535,10 @@ class AddOutcome:
     committed: CommitResult | None = None
     warnings: list[str] = field(default_factory=list)
     """Names that depend on where add ran; a failed post-commit hook is in ``committed.warnings``."""
+    shard: str | None = None
+    """The shard the datasets were recorded in (shard staging), else None."""
+    gathered: bool = False
+    """With ``message``: another writer's commit gathered the shard before this one could."""
 
 
 def commit(message: str, repo: str | CampaignRepo | None = None, cwd: str | None = None,
@@ -514,9 +558,16 @@ def commit(message: str, repo: str | CampaignRepo | None = None, cwd: str | None
 
 
 def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
-                  before: Callable[[], object] | None = None) -> CommitResult:
-    """Commit the staging area inside a transaction. ``before`` runs once there is something to commit."""
+                  before: Callable[[], object] | None = None, meta: Mapping[str, str] | None = None) -> CommitResult:
+    """Commit the staging area and every shard inside a transaction. ``before`` runs once there is something to commit.
+
+    The message gets provenance trailers: this process's (Slurm, ``meta``) for what was
+    staged here, each shard's for what it recorded (see :mod:`campaignvcs.provenance`).
+    """
     camp = tx.repo
+    own = provenance.from_environment(env, hostname(), meta)
+    mine = [n for n in map(layout.dataset_name_of, camp.staged_changes()) if n is not None] if own else []
+    gathered = gather(tx)
     parents: list[bytes] = []
     # A pull may have left a merge to finish (porcelain.merging keeps it in MERGE_HEAD); the
     # check comes first because importing that module costs more than a commit.
@@ -526,11 +577,15 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
         parents = merge_parents(camp)
     changes = camp.staged_changes()
     if not changes and not parents:
-        raise CampError("nothing to commit (use 'camp add' to record datasets)")
+        remove(gathered.paths)  # committed before (a commit killed before it removed them)
+        raise NothingToCommit("nothing to commit (use 'camp add' to record datasets)")
     if before is not None:
         tx.save()  # a pre-commit hook sees the change staged (camp status, camp diff)
         before()
-    oid = tx.commit(message, identity(camp, env), merge_parents=parents)
+    names = [n for n in map(layout.dataset_name_of, changes) if n is not None]
+    full = provenance.with_trailers(message, [(own, mine), *gathered.groups], names)
+    oid = tx.commit(full, identity(camp, env), merge_parents=parents)
+    remove(gathered.paths)
     if parents:
         from campaignvcs.porcelain.merging import end_merge
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dulwich.config import ConfigFile
 
@@ -100,10 +101,51 @@ def pick_remote(camp: CampaignRepo, name: str | None, use: bool = True) -> tuple
     return name, url
 
 
-def set_remote(camp: CampaignRepo, name: str, url: str) -> None:
+@dataclass(frozen=True)
+class RemoteOptions:
+    """What a push sends to a remote besides history: the archive or not, and of which datasets.
+
+    ``archive`` false makes a history-only remote (readers with camp rebuild locally);
+    ``include``/``exclude`` are the globs of the sub-archive it gets (:mod:`campaignvcs.selection`).
+    """
+
+    archive: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+def remote_options(camp: CampaignRepo, name: str) -> RemoteOptions:
+    """The push options of remote ``name`` (defaults for a remote recorded without any)."""
+    cfg = camp.config_file()
+    section = (SECTION, name.encode())
+    try:
+        archive = cfg.get(section, b"archive").decode().lower() not in ("false", "no", "off", "0")
+    except KeyError:
+        archive = True
+
+    def globs(key: bytes) -> tuple[str, ...]:
+        try:
+            return tuple(v.decode() for v in cfg.get_multivar(section, key))
+        except KeyError:
+            return ()
+
+    return RemoteOptions(archive, globs(b"include"), globs(b"exclude"))
+
+
+def set_remote(camp: CampaignRepo, name: str, url: str, options: RemoteOptions | None = None) -> None:
     """Record remote ``name`` at ``url`` (added or replaced; the caller holds the lock or owns the clone)."""
     cfg = camp.config_file()
     _set_url(camp.git_dir, cfg, name, url)
+    if options is not None:
+        section = (SECTION, name.encode())
+        for key in (b"archive", b"include", b"exclude"):
+            with contextlib.suppress(KeyError):
+                del cfg[section][key]
+        if not options.archive:
+            cfg.set(section, b"archive", b"false")
+        for key, values in ((b"include", options.include), (b"exclude", options.exclude)):
+            for glob in values:
+                cfg.add(section, key, glob.encode())
     cfg.write_to_path()
 
 

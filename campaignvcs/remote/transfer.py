@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from dulwich.objects import ObjectFormatException, object_class
 
@@ -19,21 +19,31 @@ from campaignvcs.errors import CampError
 from campaignvcs.gitobjects import TYPE_NUMBERS, Entry, tree_items
 from campaignvcs.graph import ancestors
 from campaignvcs.packreader import PackReader
-from campaignvcs.packwrite import PackFiles, write_pack
+from campaignvcs.packwrite import PackFiles, encode_entry, write_pack_entries
 from campaignvcs.remote.rclone import RemoteError
 from campaignvcs.repo import CampaignRepo
 
 GITLINK_MODE = 0o160000
 
 
-def pack_for_push(camp: CampaignRepo, oids: Iterable[bytes], folder: str) -> PackFiles:
-    """Write the objects as one undeltified pack + index into ``folder`` (copied raw, never parsed).
+def pack_for_push(camp: CampaignRepo, oids: Collection[bytes], folder: str) -> PackFiles:
+    """Write the objects as one undeltified pack + index into ``folder``, never parsed.
 
-    The same objects in the same order give byte-identical files (a retried push re-sends the same pack).
+    An object a local pack holds travels as the bytes stored there (no inflating and
+    deflating again: at 100,000 datasets that was most of a first push); a loose object
+    is encoded once. The same objects in the same order give byte-identical files (a
+    retried push re-sends the same pack). The pack is uploaded and thrown away, so it is
+    not fsynced.
     """
-    oids = list(oids)
-    objects = ((oid, TYPE_NUMBERS[kind], raw) for oid in oids for kind, raw in (camp.read_raw(oid),))
-    return write_pack(folder, objects, len(oids))
+    return write_pack_entries(folder, ((oid, _entry(camp, oid)) for oid in oids), len(oids), durable=False)
+
+
+def _entry(camp: CampaignRepo, oid: bytes) -> bytes:
+    stored = camp.objects.stored_entry(oid)
+    if stored is not None:
+        return stored
+    kind, raw = camp.read_raw(oid)
+    return encode_entry(TYPE_NUMBERS[kind], raw)
 
 
 def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes]:
