@@ -8,7 +8,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "campaignvcs"
 
-SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "aca/check.py"}
+SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "aca/check.py", "inspect/bp.py"}
 """Only these modules start programs (always from argument lists)."""
 FORK_ALLOWED = {"extract/parallel.py"}
 """Only this module forks (worker processes reading many paths for camp add and status)."""

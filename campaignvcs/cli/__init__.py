@@ -53,6 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clone": ("campaignvcs.cli.sync", "clone_cmd"),
     "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
     "store": ("campaignvcs.cli.store", "store_group"),
+    "info": ("campaignvcs.cli.inspect", "info_cmd"),
+    "search": ("campaignvcs.cli.inspect", "search_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 
