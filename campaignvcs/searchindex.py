@@ -312,8 +312,10 @@ class SearchIndex:
         c = self.con.execute("select count(*) from camp_contents").fetchone()[0]
         return d, c
 
-    def search(self, q: Query) -> list[Found]:
+    def search(self, q: Query, repository: str | None = None) -> list[Found]:
         """The datasets matching ``q``, with their matching variables when ``q.per_variable``.
+
+        Archives in the store, and of the repositories indexed only the one at ``repository``.
 
         Contents are filtered first (few rows: one per distinct metadata object), then the
         datasets holding them. Sealed contents (encrypted, not read) match on the dataset
@@ -362,8 +364,9 @@ class SearchIndex:
             "where (?1 is null or d.name glob ?1) and (?2 is null or d.type = ?2) "
             "and (?3 is null or instr(',' || d.hosts || ',', ',' || ?3 || ',') > 0) "
             "and (?4 is null or d.contentid in (select value from json_each(?4))) "
-            "order by a.name, d.name",
-            (q.pattern, kind_id, q.host, None if wanted is None else json.dumps(sorted(wanted))),
+            "and (s.kind = 'store' or (s.kind = 'repository' and s.path = ?5)) "
+            "order by s.kind = 'store', a.name, d.name",
+            (q.pattern, kind_id, q.host, None if wanted is None else json.dumps(sorted(wanted)), repository),
         ):
             found.append(Found(
                 source=kind, label=label, path=path, dsid=dsid, dataset=dname,

@@ -125,7 +125,9 @@ def search_cmd(env: Env, pattern: str | None, var: str | None, attr: str | None,
 
     Searches every archive in the campaign store and, inside a campaign, its HEAD.
     """
-    result = porcelain.search(pattern, var=var, attr=attr, value_range=value_range, kind=kind, host=host,
+    from campaignvcs.porcelain.search import search  # the module shadows a package-level name
+
+    result = search(pattern, var=var, attr=attr, value_range=value_range, kind=kind, host=host,
                               repo=env.repo, env=env.env, keyfile=keyfile)
     echo_warnings(result.warnings)
     if as_json:

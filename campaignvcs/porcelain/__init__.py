@@ -58,7 +58,6 @@ _EXPORTS: dict[str, str] = {
     "store_rm": "store",
     "store_pull": "store",
     "dataset_info": "info",
-    "search": "search",
     "search_index_update": "search",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""

@@ -88,8 +88,8 @@ def recorded(ds: Dataset, read_blob: Callable[[bytes], bytes]) -> Recorded:
 
 
 def replica_lines(rec: Recorded) -> list[ReplicaLine]:
-    """One line per live replica (all replicas of a deleted dataset)."""
-    reps = rec.live_replicas or list(rec.replicas)
+    """One line per live replica (all replicas of a deleted dataset); thumbnails are in ``image``."""
+    reps = [r for r in rec.live_replicas or rec.replicas if not r.thumbnail]
     return [ReplicaLine(r.host, r.path if not r.dir else f"{r.dir.rstrip('/')}/{r.path}", r.archive) for r in reps]
 
 

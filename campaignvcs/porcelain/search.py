@@ -323,7 +323,7 @@ def search(
     session = _Session(repo, cwd, env)
     try:
         def work(index: SearchIndex, warnings: list[str], _changed: int, _new: int) -> SearchResult:
-            found = index.search(q)
+            found = index.search(q, session.camp.root if session.camp is not None else None)
             hits = _hits(found, q, session, keyfile, cwd, warnings)
             return SearchResult(hits, session.path, index.counts()[0], warnings)
 
