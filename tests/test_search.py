@@ -172,3 +172,24 @@ def test_bad_input_is_one_line(camp, campaigns, tmp_path):
 def test_without_a_store_or_repository_it_says_what_is_missing(camp, tmp_path):
     r = camp("search", cwd=tmp_path, ok=False)
     assert_one_line_error(r, "campaignstorepath")
+
+
+def test_encrypted_metadata_is_searched_in_memory_with_the_key_and_by_name_without(camp, store, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_bp(data / "secret.bp", "BP5", steps=2)
+    key = tmp_path / "run.key"
+    camp("key", "generate", key)
+    root = tmp_path / "campaign"
+    camp("init", root, "--name", "proj/secret", "--host", "laptop")
+    camp("--repo", root, "add", "-k", key, "-m", "secret", "secret.bp", cwd=data)
+    camp("--repo", root, "build")
+    r = search(camp, "--json", "--var", "fields/T", cwd=tmp_path)
+    (hit,) = json.loads(r.stdout)
+    assert (hit["dataset"], hit["encrypted"], hit["variable"]) == ("secret.bp", True, None)
+    assert "encrypted metadata matched by name only" in r.stderr and len(r.stderr.splitlines()) == 1
+    (hit,) = hits(camp, "--var", "fields/T", "-k", key, cwd=tmp_path)
+    assert (hit["dataset"], hit["encrypted"], hit["variable"], hit["shape"]) == ("secret.bp", False, "fields/T", [2, 8])
+    assert hits(camp, "--var", "nothing", "-k", key, cwd=tmp_path) == []
+    with sqlite3.connect(store / ".camp" / "search.acx") as con:  # nothing decrypted was written down
+        assert con.execute("select count(*) from camp_variables").fetchone()[0] == 0

@@ -19,6 +19,15 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value)
 
 
+def _values(value: Any) -> str:
+    """A single value, or the first values per step and the last (the whole list is in --json)."""
+    if isinstance(value, list) and len(value) > 5:
+        return ", ".join(_value(v) for v in value[:3]) + f", ..., {_value(value[-1])}"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value)
+    return _value(value)
+
+
 def _shape(shape: list[int] | None) -> str:
     return "-" if shape is None else "{" + ", ".join(map(str, shape)) + "}"
 
@@ -70,7 +79,7 @@ def _echo_info(info: DatasetInfo) -> None:
         width = max([len(v.name) for v in info.variables] + [len(a.name) for a in info.attributes] + [4])
         for v in info.variables:
             if v.single_value:
-                what = f"= {_value(v.value)}" if v.value is not None else "single value"
+                what = f"= {_values(v.value)}" if v.value is not None else "single value"
             else:
                 what = f"{v.min} / {v.max}" if v.min is not None else ""
             click.echo(f"  {v.type:<9} {v.name:<{width}}  {v.steps}*{_shape(v.shape):<12} {what}".rstrip())
@@ -134,13 +143,20 @@ def search_cmd(env: Env, pattern: str | None, var: str | None, attr: str | None,
         echo_json(result.hits)
         return
     per_variable = var is not None or value_range is not None
+    rows = []
     for h in result.hits:
         where = h.archive if h.source == "store" else f"{h.archive} (repository)"
         hosts = ",".join(h.hosts) or "-"
         if h.encrypted:
-            click.echo(f"{where}  {h.dataset}  [encrypted metadata: key not at hand]  {hosts}")
+            rows.append([where, h.dataset, "[encrypted metadata: key not at hand]", hosts])
         elif per_variable:
-            click.echo(f"{where}  {h.dataset}  {h.variable}  {h.type}  {_cell(h.shape)}  {h.steps} steps  "
-                       f"{_cell(h.min)} / {_cell(h.max)}  {hosts}")
+            rows.append([where, h.dataset, str(h.variable), str(h.type), _cell(h.shape), f"{h.steps} steps",
+                         f"{_cell(h.min)} / {_cell(h.max)}", hosts])
         else:
-            click.echo(f"{where}  {h.dataset}  {h.kind}  {hosts}")
+            rows.append([where, h.dataset, h.kind, hosts])
+    widths: dict[int, int] = {}
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths.get(i, 0), len(cell))
+    for row in rows:
+        click.echo("  ".join([*(c.ljust(widths[i]) for i, c in enumerate(row[:-1])), row[-1]]))

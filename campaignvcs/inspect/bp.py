@@ -183,7 +183,8 @@ def describe(objects: Mapping[str, Mapping[str, bytes]], env: Mapping[str, str])
     results: dict[str, BPContents] = {}
     if not objects:
         return results
-    top = tempfile.mkdtemp(prefix="camp-info-")
+    shm = "/dev/shm"  # memory-backed where there is one: the files live a few milliseconds
+    top = tempfile.mkdtemp(prefix="camp-info-", dir=shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None)
     try:
         jobs: list[tuple[str, str]] = []
         for number_, (key, files) in enumerate(objects.items()):

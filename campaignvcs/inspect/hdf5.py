@@ -30,6 +30,15 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _dtype(dtype: Any) -> str:
+    """numpy's name of an HDF5 type; ``string`` for h5py's variable-length strings (numpy's ``object``)."""
+    import h5py
+
+    if dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None:
+        return "string"
+    return str(dtype)
+
+
 def _attributes(obj: Any) -> list[dict[str, Any]]:
     out = []
     for name in sorted(obj.attrs):
@@ -37,8 +46,7 @@ def _attributes(obj: Any) -> list[dict[str, Any]]:
             value = jsonable(obj.attrs[name])
         except (OSError, TypeError, ValueError) as exc:
             value = f"<unreadable: {exc}>"
-        dtype = obj.attrs.get_id(name).dtype
-        out.append({"name": name, "dtype": str(dtype), "value": value})
+        out.append({"name": name, "dtype": _dtype(obj.attrs.get_id(name).dtype), "value": value})
     return out
 
 
@@ -48,7 +56,7 @@ def _dataset(ds: Any) -> dict[str, Any]:
     return {
         "name": ds.name.rsplit("/", 1)[-1],
         "path": ds.name,
-        "dtype": str(ds.dtype),
+        "dtype": _dtype(ds.dtype),
         "shape": None if ds.shape is None else list(ds.shape),
         "maxshape": None if ds.maxshape is None else list(ds.maxshape),
         "chunks": None if ds.chunks is None else list(ds.chunks),
