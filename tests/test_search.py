@@ -104,6 +104,12 @@ def test_inside_a_repository_its_head_is_searched_too(camp, campaigns):
     found = hits(camp, "new.bp", cwd=a)
     assert [(h["archive"], h["source"], h["dataset"]) for h in found] == [("proj/a", "repository", "new.bp")]
     assert hits(camp, "new.bp", cwd=data) == []  # outside: the store only
+    camp("--repo", a, "rm", "new.bp", cwd=data)  # indexed again from the tree difference only
+    camp("--repo", a, "commit", "-m", "gone", cwd=data)
+    make_data.make_bp5(str(data / "newer.bp"), steps=2, n=4, seed=10)
+    camp("--repo", a, "add", "-m", "newer", "newer.bp", cwd=data)
+    found = hits(camp, "new*.bp", "--var", "T", cwd=a)
+    assert [(h["source"], h["dataset"], h["max"]) for h in found] == [("repository", "newer.bp", 26.0)]
 
 
 def test_a_damaged_archive_is_skipped_with_one_warning_and_the_rest_is_searched(camp, campaigns, store,
@@ -132,7 +138,8 @@ def test_a_deleted_or_corrupted_index_is_rebuilt(camp, campaigns, store, tmp_pat
     assert r.stderr.startswith("camp: warning: search index") and "rebuilt" in r.stderr
     with sqlite3.connect(index) as con:  # damaged inside a valid SQLite file
         con.execute("drop table camp_variables")
-    assert hits(camp, "--var", "*", cwd=tmp_path) == before
+    r = search(camp, "--json", "--var", "*", cwd=tmp_path)
+    assert json.loads(r.stdout) == before and "rebuilt: it was damaged" in r.stderr
 
 
 def test_hpc_campaign_index_reads_our_index(camp, campaigns, clean_env, tmp_path):

@@ -249,19 +249,22 @@ class _Session:
 
     def run(self, work: Any) -> Any:
         """``work(index, warnings)`` on the updated index; a damaged index is rebuilt and the work redone."""
+        damaged = ""
         for attempt in range(2):
             try:
                 index, reason = SearchIndex.open(self.path)
             except (OSError, sqlite3.Error) as exc:
                 raise CampError(f"cannot open the search index {self.path}: {exc}") from None
+            reason = damaged or reason
             warnings = [f"search index {self.path} rebuilt: {reason}"] if reason else []
             try:
                 changed, new, more = _update(index, self.store, self.camp, self.env)
                 return work(index, warnings + more, changed, new)
             except sqlite3.DatabaseError as exc:
-                index.close()
                 if attempt:
                     raise CampError(f"search index {self.path}: {exc}") from None
+                damaged = f"it was damaged ({exc})"
+                index.close()
                 os.unlink(self.path)
             finally:
                 index.close()
@@ -440,20 +443,25 @@ def _frozen(rec: Recorded) -> Recorded:
 
 
 def index_built_archive(path: str, env: Mapping[str, str]) -> list[str]:
-    """After ``camp build`` wrote ``path`` into the store: update its rows, if there is an index. Warnings only."""
-    store = _store(env)
-    if not store:
-        return []
-    index_path = os.path.join(store, INDEX_NAME)
-    rel = os.path.relpath(os.path.abspath(path), store)
-    if not os.path.exists(index_path) or rel.startswith("..") or not rel.endswith(".aca"):
-        return []
+    """After ``camp build`` wrote ``path`` into the store: update its rows, if there is an index. Warnings only.
+
+    Only dataset rows that changed are rewritten, and only metadata objects the index has
+    not seen are read; a build never fails because of the index.
+    """
+    index_path = ""
     try:
+        store = _store(env)
+        if not store:
+            return []
+        index_path = os.path.join(store, INDEX_NAME)
+        rel = os.path.relpath(os.path.abspath(path), store)
+        if not os.path.exists(index_path) or rel.startswith("..") or not rel.endswith(".aca"):
+            return []
         index, _ = SearchIndex.open(index_path)
         try:
             _c, _n, warning = _index_archive(index, rel[:-4].replace(os.sep, "/"), path, env)
         finally:
             index.close()
     except (OSError, sqlite3.Error, CampError) as exc:
-        return [f"search index {index_path} not updated: {exc}"]
+        return [f"search index {index_path or 'of the campaign store'} not updated: {exc}"]
     return [warning] if warning else []
