@@ -200,3 +200,12 @@ def test_encrypted_metadata_is_searched_in_memory_with_the_key_and_by_name_witho
     assert hits(camp, "--var", "nothing", "-k", key, cwd=tmp_path) == []
     with sqlite3.connect(store / ".camp" / "search.acx") as con:  # nothing decrypted was written down
         assert con.execute("select count(*) from camp_variables").fetchone()[0] == 0
+
+
+def test_the_search_benchmark_runs_at_a_tiny_size(tmp_path, clean_env):
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "search.py")
+    r = subprocess.run([sys.executable, script, "--sizes", "40", "--repeat", "1", "--workdir", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "### 40 datasets (40 indexed" in r.stdout and "bytes per dataset" in r.stdout
+    assert r.stdout.count("\n| `") == 6
