@@ -65,7 +65,10 @@ def setup(work: str, n: int, entries: list, root: str) -> tuple[dict[str, str], 
     os.makedirs(cfg, exist_ok=True)
     with open(os.path.join(cfg, "config.yaml"), "w", encoding="utf-8") as f:
         f.write(f"Campaign:\n  hostname: bench\n  campaignstorepath: {store}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMP_", "GIT_"))}
+    # PYTHONDONTWRITEBYTECODE (set on the development machines) would recompile every module in
+    # every process: an installed camp has its bytecode cached, so measure that
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CAMP_", "GIT_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(HOME=home, CAMP_AUTHOR_NAME="bench", CAMP_AUTHOR_EMAIL="bench@example.org")
     repo = os.path.join(work, f"repo-{n}")
     if os.path.exists(os.path.join(store, "bench", f"n{n}.aca")):
