@@ -356,6 +356,8 @@ class SearchIndex:
         if wanted is not None:
             wanted |= set(sealed)
         states = dict(self.con.execute("select contentid, state from camp_contents"))
+        kinds = {i: k for i, k in enumerate(DATASET_TYPES)}
+        no_vars: list[dict[str, Any]] = []
         found: list[Found] = []
         for _archive, kind, path, label, dsid, dname, dtype, cid, hosts in self.con.execute(
             "select a.name, s.kind, s.path, s.label, d.dsid, d.name, d.type, d.contentid, d.hosts "
@@ -368,10 +370,7 @@ class SearchIndex:
             "order by s.kind = 'store', a.name, d.name",
             (q.pattern, kind_id, q.host, None if wanted is None else json.dumps(sorted(wanted)), repository),
         ):
-            found.append(Found(
-                source=kind, label=label, path=path, dsid=dsid, dataset=dname,
-                kind=DATASET_TYPES[dtype] if 0 <= (dtype or 0) < len(DATASET_TYPES) else "Unknown",
-                hosts=hosts.split(",") if hosts else [], state=states.get(cid, "missing"),
-                keyid=sealed.get(cid, ""), variables=var_rows.get(cid, []),
-            ))
+            found.append(Found(kind, label, path, dsid, dname, kinds.get(dtype, "Unknown"),
+                               hosts.split(",") if hosts else [], states.get(cid, "missing"),
+                               sealed.get(cid, ""), var_rows.get(cid, no_vars)))
         return found

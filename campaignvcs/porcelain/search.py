@@ -352,10 +352,11 @@ def _hits(found: list[Found], q: Query, session: _Session, keyfile: str | None, 
             n = sum(1 for f in sealed if f.keyid not in keys)
             warnings.append(f"{n} dataset(s) with encrypted metadata matched by name only "
                             f"(key {', '.join(missing)} not at hand: camp search -k KEYFILE)")
+    per_variable = q.per_variable
     for f in found:
-        base: dict[str, Any] = {"archive": f.label, "source": f.source, "dataset": f.dataset, "kind": f.kind,
-                                "hosts": f.hosts}
         if f.state == "sealed":
+            base: dict[str, Any] = {"archive": f.label, "source": f.source, "dataset": f.dataset, "kind": f.kind,
+                                    "hosts": f.hosts}
             got = opened.get(id(f))
             if got is None:
                 hits.append(Hit(**base, variable=None, type=None, shape=None, steps=None, min=None, max=None,
@@ -366,12 +367,12 @@ def _hits(found: list[Found], q: Query, session: _Session, keyfile: str | None, 
                 continue
             hits.extend(Hit(**base, **v) for v in variables)
             continue
-        if not q.per_variable:
-            hits.append(Hit(**base, variable=None, type=None, shape=None, steps=None, min=None, max=None))
+        if not per_variable:
+            hits.append(Hit(f.label, f.source, f.dataset, f.kind, None, None, None, None, None, None, f.hosts))
             continue
         for v in f.variables:
-            hits.append(Hit(**base, variable=v["variable"], type=v["type"], shape=v["shape"], steps=v["steps"],
-                            min=v["min"], max=v["max"]))
+            hits.append(Hit(f.label, f.source, f.dataset, f.kind, v["variable"], v["type"], v["shape"], v["steps"],
+                            v["min"], v["max"], f.hosts))
     return hits
 
 
