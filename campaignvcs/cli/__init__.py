@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("campaignvcs.cli.restore", "restore_cmd"),
     "config": ("campaignvcs.cli.userconfig", "config_group"),
     "completion": ("campaignvcs.cli.completion", "completion_cmd"),
+    "info": ("campaignvcs.cli.inspect", "info_cmd"),
+    "search": ("campaignvcs.cli.inspect", "search_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
 

@@ -66,6 +66,8 @@ _EXPORTS: dict[str, str] = {
     "read_path_list": "pathlists",
     "take_share": "pathlists",
     "parse_meta": "pathlists",
+    "dataset_info": "info",
+    "search_index_update": "search",
 }
 """Public function → porcelain module that defines it. Add one line per new verb."""
 

@@ -149,6 +149,9 @@ def build(
         )
         if check:
             result = replace(result, check=check_archive(path, env))
+        from campaignvcs.porcelain.search import index_built_archive  # the store's search index, if any
+
+        result = replace(result, warnings=[*result.warnings, *index_built_archive(path, env)])
         if hooks:
             result = replace(result, warnings=[*result.warnings,
                                                *post_hook(camp, "post-build", env, commit=commit_id, archive=path)])
