@@ -7,7 +7,8 @@ hooks from git with the wrong contract, and git's hooks from camp. Hooks are nev
 of history and never travel with a push or a clone (like git's).
 
 A hook is started from an argument list (never a shell) in the campaign folder, with
-stdin closed and its output captured. Its environment is the caller's plus
+stdin closed; its output passes through to camp's stderr as it comes (as git's hooks'
+does) and is kept for camp's own one-line messages. Its environment is the caller's plus
 ``CAMP_REPO`` (the campaign folder, so a ``camp`` command the hook runs acts on this
 campaign), ``CAMP_HOOK`` (the hook name), ``CAMP_COMMIT`` / ``CAMP_ARCHIVE`` when there
 is one, and hook-specific values. The folder of the running ``camp`` is put first on
@@ -147,8 +148,13 @@ def hook_environment(
 
 
 def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequence[str] = (),
-            timeout: float | None = None) -> HookRun:
-    """Run one hook file and wait for it; never raises for the hook's own failures."""
+            timeout: float | None = None, echo_fd: int | None = 2) -> HookRun:
+    """Run one hook file and wait for it; never raises for the hook's own failures.
+
+    What the hook prints, on stdout or stderr, passes through to ``echo_fd`` (camp's
+    stderr, as git passes a hook's output to its own stderr: camp's stdout stays its own,
+    e.g. for ``--json``) as it comes, and is kept for :attr:`HookRun.first_line`.
+    """
     if not os.access(path, os.X_OK):
         return HookRun(name, path, None, "", "", f"{path} is not executable (chmod +x it)")
     # A signal that arrives while Popen returns (the hook already running) would leave no
@@ -170,11 +176,11 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
         raise
     try:
         signals.release(mask)
-        out, err = proc.communicate(timeout=timeout)
+        out, err = _tee(proc, timeout, echo_fd)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         return HookRun(name, path, None, "", "", f"{path} did not finish within {timeout:g} s")
     except BaseException:
         # camp was interrupted (Ctrl-C, SIGTERM): its own session keeps the hook from seeing
@@ -184,6 +190,43 @@ def execute(path: str, name: str, env: Mapping[str, str], cwd: str, args: Sequen
         proc.wait()
         raise
     return HookRun(name, path, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def _tee(proc: subprocess.Popen[bytes], timeout: float | None, echo_fd: int | None) -> tuple[bytes, bytes]:
+    """Wait for ``proc``, copying its stdout and stderr to ``echo_fd`` as they come; returns both."""
+    import threading
+
+    kept: tuple[list[bytes], list[bytes]] = ([], [])
+
+    def pump(fd: int, sink: list[bytes]) -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            sink.append(chunk)
+            if echo_fd is not None:
+                with contextlib.suppress(OSError):  # camp's stderr is gone: the hook still runs to its end
+                    os.write(echo_fd, chunk)
+
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [threading.Thread(target=pump, args=(pipe.fileno(), sink), daemon=True)
+             for pipe, sink in ((proc.stdout, kept[0]), (proc.stderr, kept[1]))]
+    for t in pumps:
+        t.start()
+    try:
+        proc.wait(timeout)
+    finally:
+        if proc.returncode is not None:  # what the hook left in the pipes (a child of it may hold them longer)
+            for t in pumps:
+                t.join(5)
+    for pipe, t in zip((proc.stdout, proc.stderr), pumps):
+        if not t.is_alive():  # never under a reader that a background child of the hook still feeds
+            with contextlib.suppress(OSError):
+                pipe.close()
+    return b"".join(kept[0]), b"".join(kept[1])
 
 
 def run_hook(

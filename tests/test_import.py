@@ -1160,4 +1160,6 @@ def test_a_scalar_field_replica_is_checked_like_a_text_file(upstream, campaign, 
     raw.write_bytes(data + b"\x00" * 4)
     assert f"modified:       {name}" in camp("--repo", campaign, "status").output
     r = camp("--repo", campaign, "add", path, cwd=vis, ok=False)
+    assert_one_line_error(r, "not a text file (it has NUL bytes)")  # binary: never taken for TEXT
+    r = camp("--repo", campaign, "add", "--kind", "text", path, cwd=vis, ok=False)
     assert_one_line_error(r, f"dataset {name} is SCALAR_FIELD, this path is TEXT")

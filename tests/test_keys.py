@@ -366,7 +366,8 @@ def test_cat_plain_objects_and_errors(campaign, camp, data):
     r = camp("--repo", campaign, "cat", "nope", "x", ok=False)
     assert r.stderr == "camp: error: no dataset named 'nope' in the staging area or HEAD\n"
     r = camp("--repo", campaign, "cat", "heat.bp", "metadata", "--replica", "deadbeef", ok=False)
-    assert r.stderr == "camp: error: dataset heat.bp has no replica deadbeef\n"
+    assert r.stderr == ("camp: error: dataset heat.bp has no replica deadbeef "
+                        "(an id or a host: camp whereis heat.bp)\n")
 
 
 def test_add_with_a_missing_key_file_records_nothing(campaign, camp, data, tmp_path):

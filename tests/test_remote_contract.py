@@ -67,7 +67,7 @@ def test_push_clone_pull_merge_contract(remote_spec, tmp_path, camp):  # noqa: F
     assert fetched["new"] == head(b) and fetched["packs"] == 1
     status = json.loads(camp("--repo", a, "status", "--json").output)
     assert status["tracking"] == "origin/main" and (status["ahead"], status["behind"]) == (0, 1)
-    assert "behind 1 of origin/main" in camp("--repo", a, "status").output
+    assert "behind origin/main by 1 commit" in camp("--repo", a, "status").output
     pulled = json.loads(camp("--repo", a, "pull", "--json").output)
     assert pulled["action"] == "fast-forward" and pulled["changed"] == 1 and head(a) == head(b)
 

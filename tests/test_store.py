@@ -107,13 +107,13 @@ def test_rm_asks_deletes_only_on_yes_and_a_pattern_matching_nothing_deletes_noth
     assert archives == {"proj/run_001.aca", "proj/run_002.aca", "other/run_001.aca"}
 
     code, out = camp_in_terminal(["store", "rm", "proj"], "n", tmp_path)
-    assert code == 1 and "Delete these 2 archive(s)? [y/N]" in out
+    assert code == 1 and "Delete these 2 archives? [y/N]" in out
     assert f"  {store}/proj/run_001.aca\n" in out and f"  {store}/proj/run_002.aca\n" in out
     assert aca_files(store) == archives
 
     # no terminal to ask on (a script, a pipe): refuse, even with an answer waiting on stdin
     r = camp("store", "rm", ".", input="y\n", ok=False)
-    assert r.exit_code == 1 and r.stderr == ("camp: error: not deleting 3 archive(s) without asking: "
+    assert r.exit_code == 1 and r.stderr == ("camp: error: not deleting 3 archives without asking: "
                                              "no terminal to confirm on (pass --yes)\n")
     assert aca_files(store) == archives
 
@@ -181,7 +181,9 @@ def test_pull_fetches_only_the_archives_and_adios2_opens_them(
         assert "notes.txt" in f.available_variables()
 
     # inside the campaign, the remote's name works too; a pattern matching nothing is an error
-    assert camp("--repo", a, "store", "pull", "origin", cwd=a).output.startswith("proj/run_001.aca\n")
+    # (there, the campaign's own archive is rebuilt from its fetched history instead of downloaded)
+    assert camp("--repo", a, "store", "pull", "origin", cwd=a).output.startswith(
+        "proj/run_001.aca (rebuilt from the fetched history)\n")
     r = camp("store", "pull", remote.url, "other/*", cwd=reader, ok=False)
     assert r.exit_code == 1 and r.stderr.startswith("camp: error: no archives matching 'other/*' at ")
 

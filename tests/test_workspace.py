@@ -246,6 +246,7 @@ def test_host_falls_back_to_config_yaml_then_errors(tmp_path, camp, clean_env, d
 
 def test_commit_author_from_git_variables(campaign, camp, data, monkeypatch):
     monkeypatch.delenv("CAMP_AUTHOR_NAME")
+    monkeypatch.delenv("CAMP_AUTHOR_EMAIL")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Git Person")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "git@example.org")
     camp("--repo", campaign, "add", "heat.bp", cwd=data)

@@ -1,4 +1,4 @@
-"""camp build --check: open an archive with the installed ADIOS2 in a child process.
+"""camp build --check: open an archive with the best installed ADIOS2 in a child process.
 
 ADIOS2 reads a campaign archive inside the reader's process, and some archives make it
 crash (SIGSEGV) rather than fail: a checker that opened the archive itself would die
@@ -7,6 +7,12 @@ runs camp, so the same adios2), which lists every variable, reads a little of ea
 writes what happened, line by line, to a file the parent reads afterwards — a crash then
 still says where it happened. The child inherits the caller's environment: ADIOS2 reads
 ``~/.config/hpc-campaign/config.yaml`` and ``hosts.yaml`` like any reader on this host.
+
+Which ADIOS2: the most capable one :func:`campaignvcs.adios2env.find_adios2` finds
+(``$ADIOS2_DIR`` pointing at a full build, else the ``adios2`` this Python imports), so
+that with a full build HDF5 datasets and encrypted metadata are checked too. An image
+ADIOS2 returns as all zeros counts as unreadable: that is what 2.12.1 returns for an
+encrypted embedded image whose key it never asked for.
 
 The report names every dataset ADIOS2 could not read, and the kinds this ADIOS2 build
 cannot read at all (the PyPI wheel has no HDF5 engine: an archive listing any HDF5
@@ -22,10 +28,11 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from campaignvcs.aca.rules import ADIOS2_KINDS
+from campaignvcs.adios2env import find_adios2
 
 TIMEOUT = 600.0
 """Seconds the child may take (remote reads that hang count as failures, not as a stuck build)."""
@@ -84,7 +91,11 @@ for name in sorted(variables):
         elif steps > 1:
             reader.read(name, step_selection=[0, 1])
         else:
-            reader.read(name)
+            data = reader.read(name)
+            if whole and info.get("Type") == "uint8_t" and len(data) and not data.any():
+                emit(read=name, ok=False, error="ADIOS2 returned an image of zeros (an encrypted embedded "
+                     "image whose key ADIOS2 2.12.1 never asked for)")
+                continue
         emit(read=name, ok=True)
     except Exception as exc:
         emit(read=name, ok=False, error=str(exc))
@@ -134,13 +145,15 @@ def check_archive(path: str, env: Mapping[str, str], timeout: float = TIMEOUT) -
     import tempfile
 
     units = _units(path)
+    best = find_adios2(env)
+    child_env = best.child_env(env) if best is not None else dict(env)
     fd, log = tempfile.mkstemp(prefix="camp-check-", suffix=".jsonl")
     os.close(fd)
     try:
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", _PROBE, os.path.abspath(path), log],
-                env=dict(env), cwd=os.path.dirname(os.path.abspath(path)),
+                env=child_env, cwd=os.path.dirname(os.path.abspath(path)),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
             )
             returncode: int | None = proc.returncode
@@ -151,7 +164,13 @@ def check_archive(path: str, env: Mapping[str, str], timeout: float = TIMEOUT) -
             events = [_event(line) for line in f]
     finally:
         os.unlink(log)
-    return _report(units, [e for e in events if e], returncode, stderr, timeout)
+    report = _report(units, [e for e in events if e], returncode, stderr, timeout)
+    if best is not None and best.source != "python":
+        report = replace(report, adios2=f"{report.adios2} from {best.source}")
+    if report.missing_kinds and (best is None or not best.has("HDF5")):
+        report = replace(report, advice=[*report.advice, "a full ADIOS2 build reads HDF5 too: set ADIOS2_DIR to "
+                                         "its install folder (docs/keys-and-connector.md)"])
+    return report
 
 
 def _event(line: str) -> dict | None:
@@ -309,3 +328,74 @@ def _clean(message: str) -> str:
         if text.endswith(tail):
             text = text[: -len(tail)].rstrip()
     return text[:400] or "no message"
+
+
+# -- encrypted embedded images: what ADIOS2 2.12.1 does with them ---------------------------------
+#
+# The campaign reader asks the connector for a key only while opening a replica that is on
+# another host than the reader (its metadata or a text); an embedded image (a thumbnail, or an
+# image stored with --store) is never such a replica. It reads an embedded image with the key
+# only if the same open already fetched that key for another replica; otherwise it inflates the
+# sealed bytes, fails, and hands back an image of zeros. An encrypted stored text or dataset
+# metadata is fetched with its own replica, so it always decrypts.
+
+
+def encrypted_image_warnings(path: str) -> list[str]:
+    """One line per encrypted embedded image of the archive at ``path`` that some readers see as zeros."""
+    uri = "file:" + quote(os.path.abspath(path), safe="/") + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True)
+    try:
+        rows = con.execute(
+            "select d.rowid, d.name, d.fileformat, h.hostname, coalesce(k.keyid, ''), res.x, res.y, "
+            "exists (select 1 from repfiles f where f.replicaid = r.rowid) "
+            "from replica r join dataset d on d.rowid = r.datasetid join host h on h.rowid = r.hostid "
+            "left join key k on k.rowid = r.keyid left join resolution res on res.replicaid = r.rowid "
+            "where r.deltime = 0 and d.deltime = 0 order by d.name, res.x, res.y"
+        ).fetchall()
+    finally:
+        con.close()
+    images = [(f"{name}/{x}x{y}", key) for _d, name, kind, _h, key, x, y, embedded in rows
+              if kind == "IMAGE" and embedded and key]
+    if not images:
+        return []
+    hosts_of: dict[int, set[str]] = {}
+    for dsid, _name, _kind, host, *_rest in rows:
+        hosts_of.setdefault(dsid, set()).add(host)
+    # blind[key]: the reader hosts on which no replica makes ADIOS2 fetch the key (None: every host).
+    blind: dict[str, set[str] | None] = {}
+    for dsid, _name, kind, host, key, _x, _y, embedded in rows:
+        if not key or (kind == "IMAGE" and embedded):
+            continue
+        # A dataset is opened from a replica on the reader's host when it has one (no key asked);
+        # an image's replicas that are not embedded are each opened, those on other hosts with their key.
+        fetches_not_on = {host} if kind == "IMAGE" else hosts_of[dsid]
+        seen = blind.get(key)
+        blind[key] = set(fetches_not_on) if seen is None else seen & fetches_not_on
+    out = []
+    for image, key in images:
+        if key not in blind:
+            out.append(f"{image}: encrypted embedded image that ADIOS2 2.12.1 readers see as zeros: it never "
+                       f"asks camp connect for the key of an embedded image, and no other replica in this "
+                       f"archive makes it fetch key {key}")
+        elif blind[key]:
+            where = ", ".join(sorted(blind[key] or ()))
+            out.append(f"{image}: encrypted embedded image that ADIOS2 2.12.1 readers on host"
+                       f"{'s' if len(blind[key] or ()) > 1 else ''} {where} see as "
+                       f"zeros (it fetches key {key} only for a replica on another host; elsewhere it decrypts)")
+    return out
+
+
+def encrypted_add_warnings(added: list[tuple[str, str, str]], stored: bool, thumbnail: bool) -> list[str]:
+    """``camp add -k``: what readers will not see of the images just added (name, kind, host each)."""
+    out = []
+    for name, kind, host in added:
+        if kind != "IMAGE":
+            continue
+        if stored:
+            out.append(f"{name}: the stored image is encrypted, and ADIOS2 2.12.1 never asks for the key of an "
+                       "embedded image: readers see zeros unless the archive also holds a replica on another "
+                       "host encrypted with this key (camp build says which images)")
+        elif thumbnail:
+            out.append(f"{name}: readers on host {host} will see zeros for its encrypted thumbnail (ADIOS2 2.12.1 "
+                       "fetches the key only for a replica on another host; elsewhere it decrypts)")
+    return out

@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clone": ("campaignvcs.cli.sync", "clone_cmd"),
     "resolve": ("campaignvcs.cli.sync", "resolve_cmd"),
     "store": ("campaignvcs.cli.store", "store_group"),
+    "restore": ("campaignvcs.cli.restore", "restore_cmd"),
+    "config": ("campaignvcs.cli.userconfig", "config_group"),
+    "completion": ("campaignvcs.cli.completion", "completion_cmd"),
+    "info": ("campaignvcs.cli.inspect", "info_cmd"),
+    "search": ("campaignvcs.cli.inspect", "search_cmd"),
     "web": ("campaignvcs.cli.web", "web_cmd"),
 }
 """Command name → (module, attribute). Add one line per new command."""
@@ -65,6 +70,10 @@ class Env:
     repo: str | None
     debug: bool
     env: dict[str, str]
+    pager: bool = True
+    """False under --no-pager: long output is never piped through a pager."""
+    color: str = "auto"
+    """--color: never, auto (a terminal, unless NO_COLOR is set) or always."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -126,6 +135,22 @@ class CampGroup(click.Group):
         command: click.Command = getattr(module, target[1])
         return _track(command)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                           list[str]]:
+        """The command, or a usage error that suggests the closest names (``camp stauts``)."""
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not ctx.resilient_parsing and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise click.UsageError(f"no such command '{name}'{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Accept the group's options after the command too (``camp add x --repo R``), as git does."""
+        return super().parse_args(ctx, hoist_global_options(args))
+
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
         """The root context, under the boundary too.
@@ -152,6 +177,37 @@ class CampGroup(click.Group):
             if isinstance(exc, SystemExit | GeneratorExit):
                 raise
             ctx.exit(_report(exc, debug=_debug(ctx), ctx=ctx))
+
+
+GLOBAL_OPTIONS = {"--repo": True, "--debug": False, "--no-pager": False, "--color": True}
+"""The group's options (→ takes a value), accepted after the command name too."""
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the group's options found after the command moved in front of it (up to ``--``)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        i += 2 if GLOBAL_OPTIONS.get(args[i]) else 1
+    if i >= len(args) or args[i] == "--":
+        return args
+    head, command, rest = args[:i], args[i], args[i + 1:]
+    moved: list[str] = []
+    kept: list[str] = []
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg == "--":
+            kept += rest[j:]
+            break
+        option = arg.split("=", 1)[0]
+        if option in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[option] and "=" not in arg
+            moved += rest[j:j + 2] if takes_value else [arg]
+            j += 2 if takes_value else 1
+            continue
+        kept.append(arg)
+        j += 1
+    return head + moved + [command] + kept
 
 
 def _report(exc: BaseException, debug: bool, ctx: click.Context | None = None) -> int:
@@ -261,16 +317,22 @@ def _debug(ctx: click.Context) -> bool:
 @click.option("--repo", "repo", metavar="PATH", help="Campaign repository (default: $CAMP_REPO, else the current "
               "directory or a parent).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option("--no-pager", "no_pager", is_flag=True, help="Never pipe long output through a pager "
+              "(default: $CAMP_PAGER, $PAGER or 'less -FRX' on a terminal).")
+@click.option("--color", type=click.Choice(["never", "auto", "always"]), default="auto", show_default=True,
+              help="Colour status, diff and log output (auto: on a terminal, unless NO_COLOR is set).")
 @click.version_option(package_name="campaignvcs", prog_name="camp")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, repo: str | None, debug: bool, no_pager: bool, color: str) -> None:
     """camp: an HPC data campaign as a versioned, shareable repository.
 
     Record ADIOS2, HDF5, image and text datasets with their replicas, keep their
-    history, and build campaign archives (.aca) that ADIOS2 opens.
+    history, and build campaign archives (.aca) that ADIOS2 opens. The options
+    above may also follow the command (camp add x --repo R).
     """
     env = dict(os.environ)
-    ctx.obj = Env(repo=repo or env.get("CAMP_REPO") or None, debug=debug or env.get("CAMP_DEBUG") == "1", env=env)
+    ctx.obj = Env(repo=repo or env.get("CAMP_REPO") or None, debug=debug or env.get("CAMP_DEBUG") == "1", env=env,
+                  pager=not no_pager, color=color)
 
 
 pass_env = click.make_pass_decorator(Env)

@@ -9,7 +9,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option
+from campaignvcs.cli.output import echo_json, echo_warning, format_size, json_option, plural
 from campaignvcs.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ SHOWN_WARNINGS = 20
 @click.option("--force", is_flag=True,
               help="Overwrite the output even if another repository (or another tool) built it.")
 @click.option("--check", is_flag=True,
-              help="Then open the archive with the installed ADIOS2 (in a child process) and list what it "
-              "could not read; exit status 1 if anything.")
+              help="Then open the archive with the best installed ADIOS2 ($ADIOS2_DIR, else the adios2 "
+              "Python imports; in a child process) and list what it could not read; exit status 1 if anything.")
 @json_option
 @pass_env
 def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool, exclude: tuple[str, ...],
@@ -72,10 +72,10 @@ def build_cmd(env: Env, rev: str | None, output: str | None, omit_deleted: bool,
             echo_warning(line)
         if len(result.warnings) > SHOWN_WARNINGS:
             echo_warning(f"... and {len(result.warnings) - SHOWN_WARNINGS} more (camp build --json lists them all)")
-        how = f"; {result.rewritten} changed dataset(s) rewritten" if result.incremental else ""
+        how = f"; {plural(result.rewritten, 'changed dataset')} rewritten" if result.incremental else ""
         click.echo(
-            f"built {result.path} ({result.datasets} datasets, {result.replicas} replicas, "
-            f"{result.files} embedded files, {format_size(result.size_bytes)}{how})"
+            f"built {result.path} ({plural(result.datasets, 'dataset')}, {plural(result.replicas, 'replica')}, "
+            f"{plural(result.files, 'embedded file')}, {format_size(result.size_bytes)}{how})"
         )
         if result.check is not None:
             _print_check(result.check)

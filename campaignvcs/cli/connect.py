@@ -36,6 +36,27 @@ def _ask_key_password(text: str, confirm: bool) -> str:
     return _ask(text, True) or ""
 
 
+def _check(env: Env, hosts: str | None, accept_new_host_keys: bool, proxy_command: str | None,
+           names: tuple[str, ...]) -> None:
+    from campaignvcs.errors import CampError
+    from campaignvcs.porcelain.connect import check_hosts
+
+    interactive = sys.stdin.isatty()
+    results = check_hosts(
+        names, hosts=hosts, accept_new_host_keys=accept_new_host_keys, proxy_command=proxy_command,
+        prompt=_ask if interactive else None, log=_log, env=env.env)
+    for r in results:
+        if r.ok:
+            click.echo(f"{r.group}/{r.service}: ok: {r.endpoint}: {r.detail}")
+        else:
+            click.echo(f"{r.group}/{r.service}: FAILED: {r.detail}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise CampError(f"{len(failed)} of {len(results)} ssh entries failed the check: "
+                        + ", ".join(f"{r.group}/{r.service}" for r in failed))
+    click.echo(f"camp connect --check: all {len(results)} ssh entries ok")
+
+
 def _ready(ready: Ready) -> None:
     click.echo(f"camp connect: listening on {', '.join(ready.addresses)}")
     for w in ready.warnings:
@@ -62,15 +83,26 @@ def _ready(ready: Ready) -> None:
                    "~/.config/hpc-campaign/known_hosts (default: refuse unknown hosts).")
 @click.option("--proxy-command", metavar="CMD",
               help="ProxyCommand for hosts without their own 'proxycommand:' (%h host, %p port, %r user).")
+@click.option("--check", is_flag=True,
+              help="Instead of serving: log in to every ssh host of hosts.yaml (or the HOSTs given), start "
+                   "its remote server, report per host; exit status 1 if any failed.")
+@click.argument("check_hosts", metavar="[HOST]...", nargs=-1)
 @pass_env
 def connect_cmd(env: Env, port: int, hosts: str | None, keys_dir: str | None, accept_new_host_keys: bool,
-                proxy_command: str | None) -> None:
+                proxy_command: str | None, check: bool, check_hosts: tuple[str, ...]) -> None:
     """Serve keys and SSH tunnels to ADIOS2 on localhost until Ctrl-C.
 
     ADIOS2 asks this service for the key of an encrypted replica (/get_key) and for a
     tunnel to the adios2_remote_server of a host in hosts.yaml (/run_service). Only
     processes of your own user are served; tunnels listen on 127.0.0.1 only.
+
+    With --check [HOST]...: try each ssh entry of hosts.yaml now, before a reader needs it.
     """
+    if check_hosts and not check:
+        raise click.UsageError("HOST names are for --check (camp connect --check HOST...)")
+    if check:
+        _check(env, hosts, accept_new_host_keys, proxy_command, check_hosts)
+        return
     stop = threading.Event()
     ready = threading.Event()
 

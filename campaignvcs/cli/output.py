@@ -1,11 +1,13 @@
-"""Shared output helpers: ``--json`` for every listing, dates, sizes."""
+"""Shared output helpers: ``--json`` for every listing, dates, sizes, plurals, colour."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -67,3 +69,46 @@ def echo_warnings(*groups: str | Sequence[str]) -> None:
     for group in groups:
         for message in [group] if isinstance(group, str) else group:
             echo_warning(message)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 dataset``, ``2 datasets`` (``many``: an irregular plural)."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
+
+
+def color_enabled(choice: str, env: Mapping[str, str]) -> bool:
+    """Whether to colour: ``--color=always``/``never``, else on a terminal unless ``NO_COLOR`` is set."""
+    if choice in ("always", "never"):
+        return choice == "always"
+    if env.get("NO_COLOR"):
+        return False
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class Painter:
+    """Colours lines when colour is on; plain text otherwise (a pipe, ``NO_COLOR``, ``--color=never``)."""
+
+    STYLES = {"added": "green", "new": "green", "removed": "red", "deleted": "red", "conflict": "red",
+              "renamed": "cyan", "moved": "cyan", "changed": "yellow", "modified": "yellow"}
+    """A change word → its colour (git's: green for what comes, red for what goes)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, text: str, fg: str | None = None, bold: bool = False) -> str:
+        """``text`` in colour ``fg`` (and/or bold) when colour is on."""
+        return click.style(text, fg=fg, bold=bold or None) if self.on and (fg or bold) else text
+
+    def change(self, word: str, text: str) -> str:
+        """``text`` in the colour of the change ``word`` describes (its first word decides)."""
+        for part in word.replace(":", " ").split():
+            if part in self.STYLES:
+                return self(text, self.STYLES[part])
+        return text
+
+    def echo(self, text: str = "") -> None:
+        """Print one line, keeping the colour codes when colour is on (even into a pipe: --color=always)."""
+        click.echo(text, color=self.on)

@@ -8,6 +8,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
+from campaignvcs.cli.completion import complete_dataset
 from campaignvcs.cli.output import echo_json, json_option
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @click.command("rm")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_dataset)
 @click.option(
     "--replica",
     "replicas",
@@ -30,7 +31,8 @@ def rm_cmd(env: Env, names: tuple[str, ...], replicas: tuple[str, ...], as_json:
 
     Removing a dataset tombstones its live replicas; removing a dataset's last live
     replica tombstones the dataset. camp add brings a removed dataset back. Staged
-    like git rm: camp commit records it.
+    like git rm: camp commit records it. A dataset that was added but never committed
+    is just unstaged (as camp restore --staged does).
     """
     result = porcelain.rm(list(names), list(replicas), repo=env.repo, env=env.env)
     if as_json:
@@ -41,10 +43,12 @@ def rm_cmd(env: Env, names: tuple[str, ...], replicas: tuple[str, ...], as_json:
     for name in result.datasets:
         reason = " (no live replica left)" if result.replicas else ""
         click.echo(f"deleted: {name}{reason}")
+    for name in result.unstaged:
+        click.echo(f"unstaged: {name} (never committed: nothing to record)")
 
 
 @click.command("mv")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_dataset)
 @click.argument("new")
 @json_option
 @pass_env

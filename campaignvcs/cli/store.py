@@ -8,7 +8,7 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.output import echo_json, format_size, json_option
+from campaignvcs.cli.output import echo_json, format_size, json_option, plural
 from campaignvcs.cli.sync import transfer_progress
 from campaignvcs.errors import BadInput
 
@@ -59,11 +59,12 @@ def store_rm_cmd(env: Env, patterns: tuple[str, ...], yes: bool) -> None:
     listing = porcelain.store_match(list(patterns), env=env.env)
     if not yes:
         if not sys.stdin.isatty():
-            raise BadInput(f"not deleting {len(listing.entries)} archive(s) without asking: "
+            raise BadInput(f"not deleting {plural(len(listing.entries), 'archive')} without asking: "
                            "no terminal to confirm on (pass --yes)")
         for e in listing.entries:
             click.echo(f"  {e.path}")
-        click.confirm(f"Delete these {len(listing.entries)} archive(s)?", default=False, abort=True)
+        n = len(listing.entries)
+        click.confirm("Delete this archive?" if n == 1 else f"Delete these {n} archives?", default=False, abort=True)
     removed = porcelain.store_rm(list(patterns), yes=True, env=env.env,
                                  confirmed=[e.name for e in listing.entries])
     for e in removed.entries:
@@ -93,5 +94,4 @@ def store_pull_cmd(env: Env, remote: str, pattern: str | None, as_json: bool) ->
     for name in result.rebuilt:
         click.echo(f"{name}.aca (rebuilt from the fetched history)")
     count = len(result.archives) + len(result.rebuilt)
-    click.echo(f"{count} archive{'' if count == 1 else 's'}, {format_size(result.bytes_received)} received, "
-               f"into {result.store}")
+    click.echo(f"{plural(count, 'archive')}, {format_size(result.bytes_received)} received, into {result.store}")

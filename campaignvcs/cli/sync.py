@@ -11,7 +11,8 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.output import echo_json, format_size, json_option
+from campaignvcs.cli.completion import complete_dataset, complete_remote
+from campaignvcs.cli.output import echo_json, format_size, json_option, plural
 from campaignvcs.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def _remote_options(r: RemoteInfo) -> str:
 
 
 @remote_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_remote)
 @pass_env
 def remote_remove_cmd(env: Env, name: str) -> None:
     """Forget remote NAME here (nothing on the remote is deleted)."""
@@ -99,7 +100,7 @@ def remote_remove_cmd(env: Env, name: str) -> None:
 
 
 @click.command("push")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Also upload the archive built from the pushed commit (<archive name>.aca).")
 @json_option
@@ -125,7 +126,7 @@ def push_cmd(env: Env, remote: str | None, build: bool, as_json: bool) -> None:
 
 
 @click.command("fetch")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @json_option
 @pass_env
 def fetch_cmd(env: Env, remote: str | None, as_json: bool) -> None:
@@ -147,7 +148,7 @@ def fetch_cmd(env: Env, remote: str | None, as_json: bool) -> None:
 
 
 @click.command("pull")
-@click.argument("remote", required=False)
+@click.argument("remote", required=False, shell_complete=complete_remote)
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Rebuild the archive into the campaign store afterwards (when one is configured).")
 @click.option("--abort", is_flag=True, help="Give up a pull that stopped on conflicts.")
@@ -175,15 +176,15 @@ def pull_cmd(env: Env, remote: str | None, build: bool, abort: bool, as_json: bo
         if result.action == "up to date":
             click.echo(f"{result.remote}: already up to date")
         elif result.action == "conflicts":
-            click.echo(f"{result.remote}: merged {result.changed} manifest(s) cleanly; "
-                       f"{len(result.conflicts)} conflict(s):")
+            click.echo(f"{result.remote}: merged {plural(result.changed, 'manifest')} cleanly; "
+                       f"{plural(len(result.conflicts), 'conflict')}:")
             for c in result.conflicts:
                 click.echo(f"  CONFLICT {c.name}: {'; '.join(c.details)}")
             click.echo("Resolve each with 'camp resolve NAME --ours|--theirs', then 'camp commit -m MESSAGE' "
                        "(or 'camp pull --abort').")
         else:
             click.echo(f"{result.remote}: {result.action} {_short(result.old)}..{_short(result.new)} "
-                       f"({result.changed} dataset(s) changed)")
+                       f"({plural(result.changed, 'dataset')} changed)")
         if result.archive:
             click.echo(f"archive: {result.archive}")
     if result.conflicts:
@@ -221,7 +222,7 @@ def clone_cmd(env: Env, url: str, directory: str | None, name: str | None, host:
 
 
 @click.command("resolve")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_dataset)
 @click.option("--ours", "side", flag_value="ours", help="Keep this clone's side of the conflict.")
 @click.option("--theirs", "side", flag_value="theirs", help="Take the remote's side of the conflict.")
 @json_option
@@ -239,4 +240,5 @@ def resolve_cmd(env: Env, name: str, side: str | None, as_json: bool) -> None:
         return
     left = len(result.remaining)
     click.echo(f"resolved {result.name} ({result.side}); "
-               + (f"{left} conflict(s) left" if left else "no conflicts left: 'camp commit' to finish the merge"))
+               + (f"{plural(left, 'conflict')} left" if left
+                  else "no conflicts left: 'camp commit' to finish the merge"))

@@ -10,8 +10,8 @@ import click
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
 from campaignvcs.cli.keys import ask_password
-from campaignvcs.cli.output import echo_json, echo_warnings, format_size, json_option
-from campaignvcs.errors import UsageError
+from campaignvcs.cli.output import Painter, color_enabled, echo_json, echo_warnings, format_size, json_option, plural
+from campaignvcs.errors import CampError, UsageError
 from campaignvcs.extract import KIND_CHOICES
 
 
@@ -81,7 +81,7 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
         listed += porcelain.read_path_list(files_from, nul, stdin=sys.stdin.buffer)
     paths = tuple(porcelain.take_share(listed, share) if share is not None else listed)
     if share is not None and not paths:  # more tasks than paths: this one has nothing to do
-        echo_json([]) if as_json else click.echo(f"nothing to add in share {share} of {len(listed)} path(s)")
+        echo_json([]) if as_json else click.echo(f"nothing to add in share {share} of {plural(len(listed), 'path')}")
         return
     if source is not None:
         if shard_staging or meta:
@@ -133,49 +133,72 @@ def status_cmd(env: Env, as_json: bool) -> None:
     if as_json:
         echo_json(st)
         return
-    click.echo(f"On campaign {st.campaign}, branch {st.branch}")
+    paint = Painter(color_enabled(env.color, env.env))
+    paint.echo(f"On campaign {st.campaign}, branch {st.branch}")
     if st.tracking:
-        counts = ", ".join(f"{word} {n}" for word, n in (("ahead", st.ahead), ("behind", st.behind)) if n)
-        click.echo(f"Branch is up to date with {st.tracking}" if not counts else
-                   f"Branch is {counts} of {st.tracking}"
-                   + (" ('camp pull' to merge)" if st.behind else " ('camp push' to publish)"))
+        paint.echo(tracking_line(st.tracking, st.ahead, st.behind))
     if st.merging:
-        click.echo(f"Merging: {len(st.conflicts)} unresolved conflict(s) (camp resolve NAME --ours|--theirs)"
+        paint.echo(f"Merging: {plural(len(st.conflicts), 'unresolved conflict')} (camp resolve NAME --ours|--theirs)"
                    if st.conflicts else "Merging: all conflicts resolved ('camp commit' to finish the merge)")
         for name in st.conflicts:
-            click.echo(f"  {'conflict:':<16}{name}")
+            paint.echo(paint(f"  {'conflict:':<16}{name}", "red"))
     if st.staged:
-        click.echo("Changes to be committed:")
+        paint.echo("Changes to be committed:")
         for c in st.staged:
-            click.echo(f"  {c.change + ':':<16}{c.name}")
+            what = f"{c.path} -> {c.name}" if c.change == "renamed" else c.name
+            paint.echo(paint(f"  {c.change + ':':<16}{what}", "green"))
     if st.unstaged:
-        click.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
+        paint.echo(f"Data changed on disk since it was added (host {st.host}; 'camp add' it again):")
         for c in st.unstaged:
-            click.echo(f"  {c.change + ':':<16}{c.name}  ({c.path})")
+            paint.echo(paint(f"  {c.change + ':':<16}{c.name}  ({c.path})", "red"))
     if st.sharded:
-        click.echo(f"Recorded in {len({c.path for c in st.sharded})} shard(s), gathered by the next 'camp commit':")
+        paint.echo(f"Recorded in {plural(len({c.path for c in st.sharded}), 'shard')}, gathered by the next "
+                   "'camp commit':")
         for c in st.sharded:
-            click.echo(f"  {c.change + ':':<16}{c.name}  (shard {c.path})")
+            paint.echo(paint(f"  {c.change + ':':<16}{c.name}  (shard {c.path})", "green"))
     if not st.staged and not st.unstaged and not st.sharded:
-        click.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
+        paint.echo("nothing to commit" + ("" if st.host else " (no local host set: on-disk changes not checked)"))
     if st.leftovers:
-        click.echo("Left by an interrupted process or an older camp (never read as data):")
+        paint.echo("Left by an interrupted process or an older camp (never read as data):")
         for line in st.leftovers:
-            click.echo(f"  {line}")
+            paint.echo(f"  {line}")
+
+
+def tracking_line(tracking: str, ahead: int, behind: int) -> str:
+    """Where the branch stands against ``<remote>/main``, in git's words."""
+    if ahead and behind:
+        return (f"Branch and {tracking} have diverged: {ahead} and {behind} different commits each "
+                "('camp pull' to merge)")
+    if behind:
+        return f"Branch is behind {tracking} by {plural(behind, 'commit')} ('camp pull' to merge)"
+    if ahead:
+        return f"Branch is ahead of {tracking} by {plural(ahead, 'commit')} ('camp push' to publish)"
+    return f"Branch is up to date with {tracking}"
 
 
 @click.command("commit")
-@click.option("-m", "--message", required=True, help="Commit message.")
+@click.option("-m", "--message", help="Commit message (default: write it in $VISUAL/$EDITOR, as git does).")
 @json_option
 @pass_env
-def commit_cmd(env: Env, message: str, as_json: bool) -> None:
-    """Record the staged changes as a new commit."""
+def commit_cmd(env: Env, message: str | None, as_json: bool) -> None:
+    """Record the staged changes as a new commit.
+
+    Without -m, the editor ($CAMP_EDITOR, $VISUAL, $EDITOR, else vi) opens with the
+    staged changes listed as # comments; an empty message aborts the commit.
+    """
+    if message is None:
+        from campaignvcs.cli.editor import edit_message, template
+
+        st = porcelain.status(repo=env.repo, env=env.env)
+        if not st.staged and not st.merging:
+            raise CampError("nothing to commit (use 'camp add' to record datasets)")
+        staged = [f"{c.change + ':':<16}{c.name}" for c in st.staged]
+        message = edit_message(template(staged, st.campaign, st.branch), env.env)
     result = porcelain.commit(message, repo=env.repo, env=env.env)
     echo_warnings(result.warnings)
     if as_json:
         echo_json(result)
         return
     first = message.strip().splitlines()[0]
-    noun = "dataset" if result.datasets == 1 else "datasets"
-    click.echo(f"[{result.id[:10]}] {first} ({result.datasets} {noun} changed)")
+    click.echo(f"[{result.id[:10]}] {first} ({plural(result.datasets, 'dataset')} changed)")
     sys.stdout.flush()

@@ -40,6 +40,19 @@ CANNOT_CONNECT_TO_REMOTE_HOST_PORT = "cannot_connect_to_remote_host_port"
 PERMISSION_DENIED = "permission_denied"
 """Ours: a request from another user's process (ADIOS2 shows it as the error message)."""
 
+
+
+def key_not_loaded(key_id: str) -> str:
+    """Ours: the message for a key this connector does not hold (ADIOS2 shows it in its error).
+
+    ``cannot_find_key_id`` makes ADIOS2 2.12.1 fail the whole open with an unrelated
+    message ("basic_string: construction from null is not valid"); any other message it
+    throws as "Error response from connection manager: <msg>". No commas (the separator).
+    """
+    safe = re.sub(r"[^0-9A-Za-z_-]", "", key_id)[:64]
+    return f"key_{safe}_is_not_loaded_in_camp_connect"
+
+
 _WHITESPACE_AND_NUL = re.compile(r"[\s\x00]+")
 
 

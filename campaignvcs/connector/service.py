@@ -11,7 +11,11 @@ tunnel to another. Compared with hpc-campaign's connector:
   ``port:-1,msg:permission_denied``. Where the peer cannot be identified (no
   ``/proc/net/tcp``: macOS) requests are served as hpc-campaign does, with a warning at
   start-up;
-* keys are held in memory only and never printed or logged (only their ids);
+* keys are held in memory only and never printed or logged (only their ids); a key not
+  held is answered with a message ADIOS2 shows the reader, and logged with the archives
+  that use it and how to load it;
+* the ``port:``, ``user``, ``identity_file`` and jump host of an entry are honoured, and
+  the log names the endpoint really dialled; a failure is logged once, not at every retry;
 * ``/reverse`` (opening a port on the remote host) is not offered;
 * a tunnel whose SSH connection dropped is rebuilt on the next request instead of being
   handed out dead.
@@ -24,6 +28,7 @@ import errno
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,132 +36,25 @@ from typing import Any
 import paramiko
 
 from campaignvcs.connector import peers, protocol
+from campaignvcs.connector.hosts import HostsConfig, ServiceConfigError, parse_service
+from campaignvcs.connector.launch import LaunchError, check_definition, launch
 from campaignvcs.connector.tunnel import (
-    AUTH_METHODS,
     Endpoint,
     Forwarder,
     PortUnavailable,
     Route,
     SSHManager,
     TunnelError,
-    start_remote_service,
 )
 
 Log = Callable[[str], None]
 
-PROTOCOLS = ("ssh", "ssh_tunnel")
 REQUEST_TIMEOUT = 10.0
+REPEAT_QUIET = 30.0
+"""Seconds during which the same failure of the same request is not logged again (ADIOS2 retries)."""
 
-
-class ServiceConfigError(Exception):
-    """A hosts.yaml service entry the connector cannot use; the message says which field."""
-
-
-@dataclass(frozen=True)
-class ServiceDef:
-    """One ``<group>: <service>:`` entry of hosts.yaml, as the connector reads it."""
-
-    group: str
-    name: str
-    host: str
-    protocol: str
-    authentication: str
-    port: int = 22
-    user: str | None = None
-    serverpath: str = ""
-    args: str = ""
-    identity_file: str | None = None
-    jumphost: str | None = None
-    jumpport: int = 22
-    jumpuser: str | None = None
-    jumpidentity_file: str | None = None
-    tunneltype: str = "permanent"
-    local_port: int | None = None
-    proxycommand: str | None = None
-
-    def route(self, default_proxy: str | None) -> Route:
-        """How to reach this service's host over SSH."""
-        target = Endpoint(self.host, self.port, self.user, self.authentication, self.identity_file)
-        jump = None
-        if self.jumphost:
-            jump_auth = "publickey" if self.jumpidentity_file or self.authentication == "publickey" \
-                else self.authentication
-            jump = Endpoint(self.jumphost, self.jumpport, self.jumpuser, jump_auth, self.jumpidentity_file)
-        return Route(target, jump, self.proxycommand or default_proxy)
-
-
-def _text(entry: dict[str, Any], key: str) -> str | None:
-    value = entry.get(key)
-    if value is None:
-        return None
-    if isinstance(value, dict | list):
-        raise ServiceConfigError(f"'{key}' must be a single value")
-    return str(value).strip()
-
-
-def _port(entry: dict[str, Any], key: str, default: int | None) -> int | None:
-    value = entry.get(key)
-    if value is None:
-        return default
-    try:
-        port = int(str(value))
-    except ValueError:
-        raise ServiceConfigError(f"'{key}' is not a port number: {value!r}") from None
-    if not 0 < port < 65536:
-        raise ServiceConfigError(f"'{key}' is not a port number: {value!r}")
-    return port
-
-
-def parse_service(group: str, name: str, entry: Any, need_server: bool = True) -> ServiceDef:
-    """A :class:`ServiceDef` from a hosts.yaml entry; ServiceConfigError names what is missing."""
-    if entry is None:
-        raise ServiceConfigError(f"no service {name!r} under {group!r}")
-    if not isinstance(entry, dict):
-        raise ServiceConfigError(f"{group}/{name} is not a mapping of options")
-    need = ["host", "protocol", "authentication"] + (["serverpath"] if need_server else [])
-    missing = [k for k in need if not _text(entry, k)]
-    if missing:
-        raise ServiceConfigError("missing " + ", ".join(missing))
-    return ServiceDef(
-        group=group,
-        name=name,
-        host=_text(entry, "host") or "",
-        protocol=_text(entry, "protocol") or "",
-        authentication=_text(entry, "authentication") or "",
-        port=_port(entry, "port", 22) or 22,
-        user=_text(entry, "user") or None,
-        serverpath=_text(entry, "serverpath") or "",
-        args=_text(entry, "args") or "",
-        identity_file=_text(entry, "identity_file") or None,
-        jumphost=_text(entry, "jumphost") or None,
-        jumpport=_port(entry, "jumpport", 22) or 22,
-        jumpuser=_text(entry, "jumpuser") or None,
-        jumpidentity_file=_text(entry, "jumpidentity_file") or None,
-        tunneltype=_text(entry, "tunneltype") or "permanent",
-        local_port=_port(entry, "local_port", None),
-        proxycommand=_text(entry, "proxycommand") or None,
-    )
-
-
-class HostsConfig:
-    """hosts.yaml as the connector uses it: groups of services, and aliases (``A: B``)."""
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-
-    def resolve(self, group: str) -> str:
-        """The group an alias names (one level, as ADIOS2 and hpc-campaign resolve it)."""
-        value = self.doc.get(group)
-        if isinstance(value, str) and isinstance(self.doc.get(value), dict):
-            return value
-        return group
-
-    def entry(self, group: str, service: str) -> Any:
-        """The raw options of ``group``/``service``, or None."""
-        services = self.doc.get(group)
-        if not isinstance(services, dict):
-            return None
-        return services.get(service)
+KeyHelp = Callable[[str], str]
+"""``key id -> advice`` for the log line of a key not held (which archive uses it, how to load it)."""
 
 
 @dataclass
@@ -193,6 +91,7 @@ class Connector:
         log: Log | None = None,
         proxycommand: str | None = None,
         check_peers: bool = True,
+        key_help: KeyHelp | None = None,
     ) -> None:
         self.hosts = HostsConfig(hosts)
         self._keys = dict(keys)
@@ -206,6 +105,8 @@ class Connector:
         self._servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
         self.requests = 0
+        self.key_help = key_help
+        self._failures: dict[str, tuple[str, float]] = {}
 
     @property
     def key_ids(self) -> list[str]:
@@ -250,10 +151,22 @@ class Connector:
             return protocol.key_error(protocol.MISSING_KEY_ID)
         key = self._keys.get(key_id)
         if key is None:
-            self.log(f"/get_key {key_id}: no such key loaded")
-            return protocol.key_error(protocol.CANNOT_FIND_KEY_ID)
+            advice = self.key_help(key_id) if self.key_help is not None else ""
+            self._fail(f"/get_key {key_id}", f"this key is not loaded{advice}")
+            # ADIOS2 2.12.1 answers cannot_find_key_id by failing the whole open with
+            # "basic_string: construction from null is not valid"; any other message it shows.
+            return protocol.key_error(protocol.key_not_loaded(key_id))
         self.log(f"/get_key {key_id}: sent")
         return protocol.key_reply(key.hex())
+
+    def _fail(self, what: str, message: str) -> None:
+        """Log ``what: message`` unless the same just happened (ADIOS2 asks again at once)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._failures.get(what)
+            self._failures[what] = (message, now)
+        if last is None or last[0] != message or now - last[1] > REPEAT_QUIET:
+            self.log(f"{what}: {message}")
 
     def run_service(self, query: dict[str, str]) -> bytes:
         """``/run_service?group=<host>&service=<name>[&local_port=N]``: start the server, open a tunnel."""
@@ -273,47 +186,30 @@ class Connector:
             try:
                 sdef = parse_service(group, name, self.hosts.entry(group, name))
             except ServiceConfigError as exc:
-                self.log(f"{what}: incomplete service definition in hosts.yaml ({exc})")
+                self._fail(what, f"incomplete service definition in hosts.yaml ({exc})")
                 return protocol.port_error(protocol.INCOMPLETE_SERVICE_DEFINITION)
-            refused = self._check_definition(sdef, what)
+            refused = check_definition(sdef)
             if refused is not None:
-                return refused
+                self._fail(what, str(refused))
+                return protocol.port_error(refused.reply)
             requested = sdef.local_port
             if query.get("local_port", "").lstrip("-").isdigit() and int(query["local_port"]) > 0:
                 requested = int(query["local_port"])
             if requested is not None and not _port_free(requested):
-                self.log(f"{what}: local port {requested} is not available")
+                self._fail(what, f"local port {requested} is not available")
                 return protocol.port_error(protocol.REQUESTED_PORT_NOT_AVAILABLE, requested)
             try:
-                client = self.ssh.client(sdef.route(self.proxycommand))
-            except TunnelError as exc:
-                self.log(f"{what}: {exc}")
-                return protocol.port_error(protocol.CANNOT_CONNECT_TO_REMOTE_SERVER)
-            command = sdef.serverpath + (" " + sdef.args if sdef.args else "")
-            try:
-                data, channel = start_remote_service(client, command, protocol.parse_service_line)
-            except TunnelError as exc:
-                self.log(f"{what}: {exc}")
-                return protocol.port_error(protocol.SERVICE_NOT_AVAILABLE)
-            if data is None:
-                channel.close()
-                self.log(f"{what}: {command!r} printed no 'port:...;msg:...' line")
-                return protocol.port_error(protocol.SERVICE_NOT_AVAILABLE)
-            try:
-                remote_port = int(data.get("port", "-1"))
-            except ValueError:
-                remote_port = -1
-            if remote_port < 0 or remote_port > 65535:
-                channel.close()
-                self.log(f"{what}: the remote server reported no port ({data.get('msg', '')})")
-                return protocol.port_error(protocol.CANNOT_FIND_SERVICE_PORT)
-            tunnel, error = self._open_tunnel(key, client, remote_port, requested, sdef.tunneltype, what,
-                                              f"{sdef.host}:{sdef.port}")
+                server = launch(self.ssh, sdef, self.proxycommand)
+            except LaunchError as exc:
+                self._fail(what, str(exc))
+                return protocol.port_error(exc.reply)
+            tunnel, error = self._open_tunnel(key, server.client, server.port, requested, sdef.tunneltype, what,
+                                              server.endpoint)
             if tunnel is None:
-                channel.close()
+                server.channel.close()
                 return error
-            tunnel.cookie = data.get("cookie")
-            tunnel.channel = channel
+            tunnel.cookie = server.cookie
+            tunnel.channel = server.channel
             return self._service_reply(tunnel)
 
     def connect_port(self, query: dict[str, str]) -> bytes:
@@ -341,9 +237,10 @@ class Connector:
             except ServiceConfigError as exc:
                 self.log(f"/connect_port {group}/{query['service']}: {exc}")
                 return protocol.port_error(protocol.NO_MATCHING_SERVICE)
-            refused = self._check_definition(sdef, f"/connect_port {group}/{sdef.name}")
+            refused = check_definition(sdef)
             if refused is not None:
-                return refused
+                self._fail(f"/connect_port {group}/{sdef.name}", str(refused))
+                return protocol.port_error(refused.reply)
             route = sdef.route(self.proxycommand)
             tunneltype = sdef.tunneltype
         else:
@@ -364,23 +261,13 @@ class Connector:
             try:
                 client = self.ssh.client(route)
             except TunnelError as exc:
-                self.log(f"{what}: {exc}")
+                self._fail(what, str(exc))
                 return protocol.port_error(protocol.CANNOT_CONNECT_TO_REMOTE_HOST_PORT)
             tunnel, error = self._open_tunnel(key, client, dport, None, tunneltype, what,
-                                              f"{route.target.host}:{route.target.port}", dest_host=dhost)
+                                              self.ssh.describe(route), dest_host=dhost)
             if tunnel is None:
                 return error
             return protocol.response(port=tunnel.forwarder.port, msg=protocol.NO_ERROR)
-
-    def _check_definition(self, sdef: ServiceDef, what: str) -> bytes | None:
-        if sdef.protocol not in PROTOCOLS:
-            self.log(f"{what}: protocol {sdef.protocol!r} is not supported (use ssh)")
-            return protocol.port_error(protocol.UNSUPPORTED_PROTOCOL)
-        if sdef.authentication not in AUTH_METHODS:
-            self.log(f"{what}: authentication {sdef.authentication!r} is not supported "
-                     f"(use {', '.join(AUTH_METHODS)})")
-            return protocol.port_error(protocol.UNSUPPORTED_AUTHENTICATION)
-        return None
 
     def _open_tunnel(
         self,
@@ -410,7 +297,7 @@ class Connector:
         tunnel = Tunnel(key, forwarder, client)
         with self._lock:
             self._tunnels[key] = tunnel
-        self.log(f"{what}: tunnel 127.0.0.1:{port} -> {dest_host}:{remote_port} on {via}")
+        self.log(f"{what}: tunnel 127.0.0.1:{port} -> {dest_host}:{remote_port} via {via}")
         return tunnel, b""
 
     def _service_reply(self, tunnel: Tunnel) -> bytes:

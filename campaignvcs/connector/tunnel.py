@@ -58,6 +58,10 @@ class UnknownHostKey(paramiko.SSHException):
     """The SSH server's host key is in no known_hosts file and new keys are not accepted."""
 
 
+class ServiceDidNotStart(TunnelError):
+    """The remote command ended, or went quiet, without reporting its port."""
+
+
 class PortUnavailable(TunnelError):
     """The requested local port is taken."""
 
@@ -222,7 +226,22 @@ class SSHManager:
         return ep.user or self.default_user
 
     def _where(self, ep: Endpoint) -> str:
-        return f"{self._user(ep)}@{ep.host}" + ("" if ep.port == 22 else f":{ep.port}")
+        return f"{self._user(ep)}@{ep.host}:{ep.port}"
+
+    def describe(self, route: Route) -> str:
+        """The endpoint really dialled, for the log: ``ssh user@host:port [through ...]``."""
+        text = f"ssh {self._where(route.target)}"
+        first = route.target
+        if route.jump is not None:
+            text += f" through jump host {self._where(route.jump)}"
+            first = route.jump
+        if route.proxycommand:
+            try:
+                line = proxy_command_line(route.proxycommand, first.host, first.port, self._user(first))
+            except TunnelError:
+                line = route.proxycommand
+            text += f" through ProxyCommand {line!r}"
+        return text
 
     def _login(self, ep: Endpoint, sock: Callable[[], Any]) -> paramiko.SSHClient:
         where = self._where(ep)
@@ -348,6 +367,12 @@ def _close(client: paramiko.SSHClient, channel: Any) -> None:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        # "[Errno None] Unable to connect to port 22 on 127.0.0.1" says less than the errno does
+        reasons = sorted({getattr(e, "strerror", None) or str(e) for e in exc.errors.values()})
+        return "; ".join(reasons) + ": is an sshd listening there? (host and port: in hosts.yaml)"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out: is the host reachable from here? (host and port: in hosts.yaml)"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
@@ -358,12 +383,14 @@ def _reason(exc: BaseException) -> str:
 def start_remote_service(
     client: paramiko.SSHClient, command: str, parse: Callable[[str], dict[str, str] | None],
     timeout: float = SERVICE_TIMEOUT,
-) -> tuple[dict[str, str] | None, paramiko.Channel]:
+) -> tuple[dict[str, str], paramiko.Channel]:
     """Run ``command`` on the server and wait for its first line that ``parse`` accepts.
 
     Reads stdout and stderr side by side (a server may report on either), line by line,
     until a line parses, the command ends, or ``timeout`` passes. The channel stays open:
     closing it when the tunnel goes lets a foreground server see its end.
+    ServiceDidNotStart (the channel closed) says why no line came: the exit status and the
+    last line the command printed, or the time waited.
     """
     transport = client.get_transport()
     if transport is None or not transport.is_active():
@@ -374,6 +401,7 @@ def start_remote_service(
     except (paramiko.SSHException, OSError) as exc:
         raise TunnelError(f"cannot run {command!r}: {_reason(exc)}") from None
     buffers = {"out": b"", "err": b""}
+    last = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = False
@@ -386,18 +414,30 @@ def start_remote_service(
         for name in ("out", "err"):
             while b"\n" in buffers[name]:
                 line, _, buffers[name] = buffers[name].partition(b"\n")
-                parsed = parse(line.decode("utf-8", "replace"))
+                text = line.decode("utf-8", "replace")
+                parsed = parse(text)
                 if parsed is not None:
                     return parsed, chan
+                last = text.strip() or last
         if not got:
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                 for name in ("out", "err"):
-                    parsed = parse(buffers[name].decode("utf-8", "replace"))
+                    text = buffers[name].decode("utf-8", "replace")
+                    parsed = parse(text)
                     if parsed is not None:
                         return parsed, chan
-                break
+                    last = text.strip() or last
+                status = chan.recv_exit_status()
+                chan.close()
+                hint = " (not found: check serverpath in hosts.yaml)" if status == 127 else ""
+                said = f": {last[:300]}" if last else ""
+                raise ServiceDidNotStart(f"{command!r} exited with status {status} before reporting its "
+                                         f"port{hint}{said}")
             time.sleep(0.02)
-    return None, chan
+    chan.close()
+    said = f" (its last line: {last[:300]})" if last else ""
+    raise ServiceDidNotStart(f"{command!r} printed no 'port:N;msg:...' line within {timeout:.0f} s{said}: "
+                             "does args in hosts.yaml include -report_port_selection?")
 
 
 # -- port forwarding -----------------------------------------------------------------

@@ -67,16 +67,36 @@ def detect(path: str, kind: str = "auto") -> str:
         raise BadInput(f"{path}: not a regular file or directory")
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            sample = f.read(TEXT_SAMPLE)
     except PermissionError:
         raise BadInput(f"{path}: permission denied: cannot read the file") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    if head == HDF5_SIGNATURE:
+    if sample[:8] == HDF5_SIGNATURE:
         return "HDF5"
     if os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
         return "IMAGE"
+    why = not_text(sample)
+    if why:
+        raise BadInput(f"{path}: not a text file ({why}) nor a kind camp recognises (ADIOS2 BP folder, HDF5, "
+                       "image): pass --kind text to record it as TEXT anyway")
     return "TEXT"
+
+
+TEXT_SAMPLE = 8192
+"""Bytes read from the start of a file to tell its kind (text: no NUL, valid UTF-8)."""
+
+
+def not_text(sample: bytes) -> str:
+    """Why ``sample`` (a file's first bytes) is not text, or '' when it is (NUL bytes, invalid UTF-8)."""
+    if b"\0" in sample:
+        return "it has NUL bytes"
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3 or len(sample) < TEXT_SAMPLE:  # not just a character cut at the end
+            return f"byte {exc.start} is not UTF-8"
+    return ""
 
 
 def _is_file_in(folder: str, name: str) -> bool:

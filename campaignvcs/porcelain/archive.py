@@ -11,7 +11,7 @@ from dulwich.objects import parse_tree
 
 from campaignvcs import layout
 from campaignvcs.aca.build import Counts, write_aca
-from campaignvcs.aca.check import CheckReport, check_archive
+from campaignvcs.aca.check import CheckReport, check_archive, encrypted_image_warnings
 from campaignvcs.aca.extras import extras_for_build
 from campaignvcs.aca.rules import RULES_VERSION
 from campaignvcs.config import load_user_config
@@ -144,11 +144,14 @@ def build(
         result = BuildResult(
             path, commit_id.decode(), counts.datasets, counts.replicas, counts.files, os.path.getsize(path),
             incremental=patched is not None, rewritten=patched[1] if patched else 0,
-            warnings=[*warned, *counts.warnings], left_out=list(counts.left_out),
+            warnings=[*warned, *counts.warnings, *encrypted_image_warnings(path)], left_out=list(counts.left_out),
             instead_of=wanted if path != wanted else None,
         )
         if check:
             result = replace(result, check=check_archive(path, env))
+        from campaignvcs.porcelain.search import index_built_archive  # the store's search index, if any
+
+        result = replace(result, warnings=[*result.warnings, *index_built_archive(path, env)])
         if hooks:
             result = replace(result, warnings=[*result.warnings,
                                                *post_hook(camp, "post-build", env, commit=commit_id, archive=path)])

@@ -59,19 +59,69 @@ def local_host(repo: CampaignRepo, env: Mapping[str, str]) -> str | None:
     return repo.config_get("camp", "host") or load_user_config(env).hostname or None
 
 
-def identity(repo: CampaignRepo | None, env: Mapping[str, str]) -> bytes:
-    """``Name <email>`` for commits: CAMP_AUTHOR_*, GIT_AUTHOR_*, git config, then user@host."""
-    for prefix in ("CAMP_AUTHOR", "GIT_AUTHOR"):
-        name, email = env.get(prefix + "_NAME"), env.get(prefix + "_EMAIL")
-        if name and email:
-            return f"{name} <{email}>".encode()
-    configured = repo.identity_from_config() if repo is not None else user_identity_from_git_config()
-    if configured:
-        return configured
-    import socket  # here, not at the top: most commands never get this far
+IDENTITY_HELP = ("set CAMP_AUTHOR_NAME and CAMP_AUTHOR_EMAIL, or git config --global user.name 'Your Name' "
+                 "and git config --global user.email you@example.org")
 
-    user = env.get("USER") or env.get("LOGNAME") or "camp"
-    return f"{user} <{user}@{socket.gethostname()}>".encode()
+
+def identity(repo: CampaignRepo | None, env: Mapping[str, str]) -> bytes:
+    """``Name <email>`` for commits, each part chosen as git chooses it.
+
+    Name: ``CAMP_AUTHOR_NAME``, ``GIT_AUTHOR_NAME``, git config ``user.name`` (the
+    repository's, then the user's and the system's), then the login's full name or login
+    name. Email: ``CAMP_AUTHOR_EMAIL``, ``GIT_AUTHOR_EMAIL``, ``user.email``, ``EMAIL``,
+    then ``login@host`` when the host name has a domain. Nothing sensible (no login name,
+    a host without a domain): :class:`BadInput` saying what to set (git refuses too).
+    """
+    config_name, config_email = _configured_identity(repo)
+    name = env.get("CAMP_AUTHOR_NAME") or env.get("GIT_AUTHOR_NAME") or config_name
+    email = env.get("CAMP_AUTHOR_EMAIL") or env.get("GIT_AUTHOR_EMAIL") or config_email or env.get("EMAIL")
+    login = env.get("USER") or env.get("LOGNAME") or _login_name()
+    if not name:
+        name = _full_name() or login
+    if not email and login:
+        import socket  # here, not at the top: most commands never get this far
+
+        fqdn = socket.getfqdn()
+        if "." in fqdn and not fqdn.startswith("localhost") and not fqdn.endswith((".localdomain", ".(none)")):
+            email = f"{login}@{fqdn}"
+    if not name or not email or "<" in name + email or ">" in name + email:
+        what = "name" if not name else "email address" if not email else "name and email address"
+        raise BadInput(f"cannot tell who you are (no sensible author {what}): {IDENTITY_HELP}")
+    return f"{name.strip()} <{email.strip()}>".encode()
+
+
+def _configured_identity(repo: CampaignRepo | None) -> tuple[str, str]:
+    """``user.name`` and ``user.email`` from git config ('' where unset)."""
+    from dulwich.config import StackedConfig
+
+    stack = (StackedConfig([repo.config_file(), *StackedConfig.default_backends()]) if repo is not None
+             else StackedConfig.default())
+    values = []
+    for key in (b"name", b"email"):
+        try:
+            values.append(stack.get(b"user", key).decode("utf-8", "replace").strip())
+        except KeyError:
+            values.append("")
+    return values[0], values[1]
+
+
+def _login_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return ""
+
+
+def _full_name() -> str:
+    """The GECOS full name of the login (as git takes it), or ''."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_gecos.split(",")[0].strip()
+    except KeyError:
+        return ""
 
 
 def long_host_name() -> str:
@@ -83,14 +133,3 @@ def long_host_name() -> str:
     if rest and (first.startswith("login") or first.startswith("batch")) and first[5:].isdigit():
         return rest
     return fqdn
-
-
-def user_identity_from_git_config() -> bytes | None:
-    """``Name <email>`` from the user's and system git config (before a repository exists)."""
-    from dulwich.config import StackedConfig
-
-    stack = StackedConfig.default()
-    try:
-        return stack.get(b"user", b"name") + b" <" + stack.get(b"user", b"email") + b">"
-    except KeyError:
-        return None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from campaignvcs import keys
-from campaignvcs.config import config_dir, expand_user, load_hosts_config
+from campaignvcs.config import config_dir, expand_user, load_hosts_config, load_user_config
 from campaignvcs.errors import BadInput, CampError
 from campaignvcs.porcelain.common import environ
 from campaignvcs.porcelain.keys import PASSWORD_VAR, AskPassword
@@ -50,6 +52,19 @@ class Ready:
 
 
 @dataclass(frozen=True)
+class HostCheck:
+    """``camp connect --check``: one ssh entry of hosts.yaml, logged in to and its server started."""
+
+    group: str
+    service: str
+    ok: bool
+    endpoint: str
+    """How it was reached (``ssh user@host:port [through ...]``); empty if never dialled."""
+    detail: str
+    """``remote server reported port N``, or why it failed (one line)."""
+
+
+@dataclass(frozen=True)
 class Stopped:
     """How a connector run ended."""
 
@@ -85,7 +100,6 @@ def connect(
     say: Log = log or (lambda _msg: None)
     if not 0 <= port <= 65535:
         raise BadInput(f"invalid port: {port}")
-    home = env.get("HOME") or os.path.expanduser("~")
     hosts_path = _hosts_path(hosts, cwd, env)
     doc = load_hosts_config(env, hosts_path)
     warnings = []
@@ -97,15 +111,14 @@ def connect(
 
     from campaignvcs.connector import peers
     from campaignvcs.connector.service import Connector
-    from campaignvcs.connector.tunnel import SSHManager
 
     if not peers.can_check():
         warnings.append("cannot tell which user a local client runs as on this system: keys and tunnels are "
                         "served to every local process")
-    record_to = os.path.join(config_dir(env), "known_hosts")
-    known = [os.path.join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts", record_to]
-    ssh = SSHManager(known, record_to, accept_new=accept_new_host_keys, prompt=prompt, log=say, home=home)
-    connector = Connector(doc, served, ssh, log=say, proxycommand=proxy_command or None)
+    ssh, record_to = _ssh_manager(env, accept_new_host_keys, prompt, say)
+    store = load_user_config(env).campaign_store
+    connector = Connector(doc, served, ssh, log=say, proxycommand=proxy_command or None,
+                          key_help=lambda key_id: key_advice(key_id, folder, loaded, store))
     try:
         addresses = connector.listen(port)
     except OSError as exc:
@@ -126,6 +139,111 @@ def connect(
         tunnels = len(connector.tunnels)
         connector.shutdown()
     return Stopped(connector.requests, tunnels)
+
+
+def check_hosts(
+    names: list[str] | tuple[str, ...] = (),
+    hosts: str | None = None,
+    accept_new_host_keys: bool = False,
+    proxy_command: str | None = None,
+    prompt: Prompt | None = None,
+    log: Log | None = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[HostCheck]:
+    """Log in to every ssh entry of hosts.yaml (of the hosts ``names`` only, if given) and start its server.
+
+    What a reader's first ``/run_service`` would do, done now, one entry after another,
+    with the same host key checks and prompts; the SSH connections are closed afterwards
+    (a server started with ``-background`` keeps running, as after a read).
+    """
+    from campaignvcs.connector.hosts import HostsConfig, ServiceConfigError, parse_service
+    from campaignvcs.connector.launch import LaunchError, launch
+
+    env = environ(env)
+    say: Log = log or (lambda _msg: None)
+    hosts_path = _hosts_path(hosts, cwd or os.getcwd(), env)
+    doc = load_hosts_config(env, hosts_path)
+    config = HostsConfig(doc)
+    unknown = [n for n in names if not isinstance(doc.get(config.resolve(n)), dict)]
+    if unknown:
+        raise BadInput(f"no host {unknown[0]!r} with services in {hosts_path}")
+    entries = config.ssh_services(list(names) or None)
+    if not entries:
+        raise BadInput(f"no ssh entries in {hosts_path}")
+    ssh, _ = _ssh_manager(env, accept_new_host_keys, prompt, say)
+    results = []
+    try:
+        for group, name in entries:
+            try:
+                sdef = parse_service(group, name, config.entry(group, name))
+            except ServiceConfigError as exc:
+                results.append(HostCheck(group, name, False, "", f"incomplete service definition ({exc})"))
+                continue
+            endpoint = ssh.describe(sdef.route(proxy_command or None))
+            try:
+                server = launch(ssh, sdef, proxy_command or None)
+            except LaunchError as exc:
+                results.append(HostCheck(group, name, False, endpoint, str(exc)))
+                continue
+            server.channel.close()
+            results.append(HostCheck(group, name, True, endpoint, f"remote server reported port {server.port}"))
+    finally:
+        ssh.close()
+    return results
+
+
+def _ssh_manager(env: Mapping[str, str], accept_new: bool, prompt: Prompt | None, log: Log) -> tuple:
+    from campaignvcs.connector.tunnel import SSHManager
+
+    home = env.get("HOME") or os.path.expanduser("~")
+    record_to = os.path.join(config_dir(env), "known_hosts")
+    known = [os.path.join(home, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts", record_to]
+    return SSHManager(known, record_to, accept_new=accept_new, prompt=prompt, log=log, home=home), record_to
+
+
+MAX_ARCHIVES_SCANNED = 2000
+"""At most this many .aca files of the campaign store are looked into for a key id."""
+
+
+def key_advice(key_id: str, folder: str, loaded: list[LoadedKey], store: str) -> str:
+    """The rest of the log line for a key the connector does not hold: where it is used, how to load it."""
+    skipped = [k for k in loaded if k.id == key_id and not k.loaded]
+    if skipped:
+        return (f"; its key file {skipped[0].path} was skipped at start-up ({skipped[0].reason}): "
+                "restart camp connect to unlock it")
+    archives = archives_using_key(store, key_id) if store else []
+    used = f" (used by {', '.join(archives)})" if archives else ""
+    return (f"{used}; put its key file in {folder} and restart camp connect "
+            "(camp key info FILE shows the id of a key file)")
+
+
+def archives_using_key(store: str, key_id: str, limit: int = 3) -> list[str]:
+    """Archives below ``store`` whose ``key`` table lists ``key_id`` (at most ``limit``)."""
+    found: list[str] = []
+    seen = 0
+    for top, dirs, files in os.walk(store):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.endswith(".aca"):
+                continue
+            seen += 1
+            if seen > MAX_ARCHIVES_SCANNED:
+                return found
+            path = os.path.join(top, name)
+            try:
+                con = sqlite3.connect("file:" + quote(path, safe="/") + "?mode=ro", uri=True, timeout=1)
+                try:
+                    hit = con.execute("select 1 from key where keyid = ? limit 1", (key_id,)).fetchone()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                continue
+            if hit:
+                found.append(path)
+                if len(found) >= limit:
+                    return found
+    return found
 
 
 def _hosts_path(hosts: str | None, cwd: str, env: Mapping[str, str]) -> str:

@@ -11,7 +11,7 @@ import os
 import stat
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from campaignvcs import keys
 from campaignvcs.errors import BadInput, CampError
@@ -147,6 +147,10 @@ class Content:
     file: EmbeddedFile
     data: bytes
     key: str
+    where: str = ""
+    """``host:dir/path`` of the replica read."""
+    differing: list[str] = field(default_factory=list)
+    """Other replicas (``id host:dir/path``) embedding a different version of the file."""
 
 
 def cat(
@@ -164,7 +168,9 @@ def cat(
 
     Reads commit ``rev``, or by default what the next commit would hold (staged, else
     HEAD). A keyed replica needs ``keyfile`` with the key id the replica records. ``replica``
-    (an id from ``camp show --json``) picks one replica when several embed that file.
+    (an id from ``camp show --json``, or a host name) picks one replica when several embed
+    that file; without it the first live one is read and ``differing`` names the others
+    whose version of the file differs.
     """
     env = environ(env)
     with open_repo(repo, cwd, env) as camp:
@@ -172,6 +178,9 @@ def cat(
         if ds is None:
             raise BadInput(f"no dataset named {name!r} in {rev or 'the staging area or HEAD'}")
         rep, f = _pick(ds, filename, replica)
+        differing = [] if replica is not None else [
+            f"{r.id} {r.host}:{os.path.join(r.dir, r.path)}" for r in ds.replicas if r.id != rep.id and r.live
+            for other in r.files if other.name == filename and other.checksum != f.checksum]
         blob = camp.read_blob(f.blob.encode())
     data = blob
     what = f"{name}: {filename}"
@@ -189,20 +198,20 @@ def cat(
             data = zlib.decompress(data)
         except zlib.error:
             raise CampError(f"{what}: stored object is not a valid zlib stream") from None
-    return Content(name, rep.id, f, data, rep.key)
+    return Content(name, rep.id, f, data, rep.key, f"{rep.host}:{os.path.join(rep.dir, rep.path)}", differing)
 
 
 def _pick(ds: Dataset, filename: str, replica: str | None) -> tuple[Replica, EmbeddedFile]:
     candidates = [
         (r, f)
         for r in sorted(ds.replicas, key=lambda r: (not r.live, r.location))
-        if replica is None or r.id == replica
+        if replica is None or replica in (r.id, r.host)
         for f in r.files
         if f.name == filename
     ]
     if not candidates:
-        if replica is not None and not any(r.id == replica for r in ds.replicas):
-            raise BadInput(f"dataset {ds.name} has no replica {replica}")
+        if replica is not None and not any(replica in (r.id, r.host) for r in ds.replicas):
+            raise BadInput(f"dataset {ds.name} has no replica {replica} (an id or a host: camp whereis {ds.name})")
         names = sorted({f.name for r in ds.replicas for f in r.files})
         listed = ", ".join(names) if names else "none"
         raise BadInput(f"dataset {ds.name} embeds no file named {filename!r} (embedded: {listed})")

@@ -31,6 +31,7 @@ from campaignvcs.porcelain.edits import (
     live_dataset,
     stage_changes,
 )
+from campaignvcs.porcelain.restore import unstage_new
 from campaignvcs.porcelain.workspace import resolve_host_name
 from campaignvcs.repo import CampaignRepo
 
@@ -51,6 +52,8 @@ class Removed:
 
     datasets: list[str] = field(default_factory=list)
     replicas: list[RemovedReplica] = field(default_factory=list)
+    unstaged: list[str] = field(default_factory=list)
+    """Datasets only staged, never committed: taken out of the staging area, no tombstone."""
 
 
 def rm(
@@ -79,9 +82,11 @@ def rm(
                 if not ds.live:
                     raise BadInput(f"dataset {name!r} is already deleted")
                 targets.append(ds)
-            changed = [_tombstone_dataset(ds, now) for ds in targets]
-            stage_changes(camp, changed)
-            return Removed(datasets=[ds.name for ds in changed])
+            unstaged = unstage_new(camp, [ds.name for ds in targets])  # nothing to tombstone
+            changed = [_tombstone_dataset(ds, now) for ds in targets if ds.name not in unstaged]
+            if changed:
+                stage_changes(camp, changed)
+            return Removed(datasets=[ds.name for ds in changed], unstaged=unstaged)
         scope = [dataset_named(camp, n) for n in dict.fromkeys(names)] if names else None
         found = _find_replicas(camp, replicas, scope)
         updated: dict[str, Dataset] = {}

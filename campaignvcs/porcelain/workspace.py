@@ -12,6 +12,7 @@ from campaignvcs import layout, provenance
 from campaignvcs.errors import BadInput, NothingToCommit, UsageError
 from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
 from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
+from campaignvcs.porcelain.changes import renamed_from, replica_change
 from campaignvcs.porcelain.common import (
     environ,
     identity,
@@ -146,6 +147,11 @@ def add(
             if message is not None and camp.staged_changes():
                 committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message), meta=meta)
         warnings = _name_warnings(results, name)
+        if encrypt is not None:
+            from campaignvcs.aca.check import encrypted_add_warnings
+
+            warnings += encrypted_add_warnings([(r.name, r.kind, r.host) for r in results if r.action != "unchanged"],
+                                               store, thumbnail is not None)
         if committed is not None:  # after the lock: a post-commit hook may run camp push
             committed = replace(committed, warnings=_post_commit(camp, env, committed.id))
         return AddOutcome(results, committed, warnings)
@@ -393,6 +399,7 @@ class Change:
     change: str
     name: str
     path: str = ""
+    """Unstaged: the local path; ``renamed``: the old name."""
 
 
 @dataclass(frozen=True)
@@ -423,6 +430,10 @@ def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, st
     with open_repo(repo, cwd, env) as camp:
         head = camp.head()
         staged = [_describe_change(camp, p, old, new) for p, (old, new) in camp.staged_changes().items()]
+        renames = renamed_from(camp, [c.name for c in staged if c.change == "removed"],
+                               [c.name for c in staged if c.change == "new"])
+        staged = [Change("renamed", c.name, renames[c.name]) if c.change == "new" and c.name in renames else c
+                  for c in staged if not (c.change == "removed" and c.name in renames.values())]
         staged.sort(key=lambda c: (c.name, c.change))
         head_tree = camp.tree_of(head)
         sharded = [Change("modified" if in_head else "new", n, s.name) for s in pending(camp.camp_dir)
@@ -503,7 +514,8 @@ def _describe_change(camp: CampaignRepo, path: str, old: object, new: object) ->
         before, after = camp.dataset(name, camp.head()), camp.dataset(name)
         if before is not None and after is not None and before.live and not after.live:
             return Change("deleted", name)
-        return Change("modified", name)
+        moved = replica_change(before, after) if before is not None and after is not None else None
+        return Change(moved or "modified", name)
     what = path.split("/")[0]
     label = {"hosts": "host", "timeseries": "time series"}.get(what, what)
     return Change(("new " if old is None else "removed " if new is None else "modified ") + label, path)

@@ -1,0 +1,156 @@
+"""Which ADIOS2 to read archives with: the most capable one this machine has.
+
+ADIOS2 builds differ in what they can read of a campaign archive. The PyPI wheel has
+the campaign reader but no HDF5 engine (an archive listing an HDF5 dataset does not
+open), no libsodium (no encrypted metadata) and no SST (no ``adios2_remote_server``:
+no remote data). A full build (``cmake -DADIOS2_USE_HDF5=ON -DADIOS2_USE_Sodium=ON
+-DADIOS2_USE_SST=ON -DADIOS2_USE_Campaign=ON``) reads all of it.
+
+:func:`find_adios2` looks at the candidates, without importing any of them into this
+process (a second adios2 in one process is trouble):
+
+1. ``$ADIOS2_DIR``: an install prefix (what ``adios2-env.sh`` of a relocatable build
+   sets), whose ``lib/pythonX.Y/site-packages/adios2`` matches this Python;
+2. the ``adios2`` this Python imports (``PYTHONPATH`` of ``env`` first, then its own path).
+
+and returns the one with the most features (HDF5, libsodium, SST), the first on a tie.
+Callers run ADIOS2 in a child process with :meth:`Adios2.child_env`, which puts the
+chosen bindings first on ``PYTHONPATH`` (never ``LD_LIBRARY_PATH``: a relocatable build
+finds its libraries through RUNPATH). ``camp build --check`` uses it; so can
+``camp info``::
+
+    from campaignvcs.adios2env import find_adios2
+    best = find_adios2(env)          # env: the caller's environment mapping
+    if best is None: ...             # no adios2 at all
+    subprocess.run([sys.executable, "-c", code], env=best.child_env(env))
+    best.describe()                  # 'adios2 2.12.1 (/opt/adios2, $ADIOS2_DIR: HDF5, SODIUM, SST)'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CAPABILITIES = ("HDF5", "SODIUM", "SST")
+"""``ADIOS2_HAVE_<name>`` features that decide what a build reads of an archive, most important first."""
+
+_VERSION = re.compile(r'^#define ADIOS2_VERSION_STR\s+"([^"]+)"', re.M)
+
+
+@dataclass(frozen=True)
+class Adios2:
+    """One ADIOS2 build with Python bindings for this Python."""
+
+    package: str
+    """The ``adios2`` package folder (holding ``__init__.py``)."""
+    source: str
+    """Where it was found: ``$ADIOS2_DIR`` or ``python``."""
+    version: str = ""
+    prefix: str = ""
+    """The install prefix, when known (``bin/adios2_remote_server`` lives there)."""
+    features: frozenset[str] | None = None
+    """``ADIOS2_HAVE_*`` names from its ADIOSConfig.h; None when that header is not found."""
+    notes: list[str] = field(default_factory=list)
+    """Why other candidates were passed over."""
+
+    @property
+    def remote_server(self) -> str:
+        """Path of ``adios2_remote_server`` in this build, or ''."""
+        path = os.path.join(self.prefix, "bin", "adios2_remote_server") if self.prefix else ""
+        return path if path and os.access(path, os.X_OK) else ""
+
+    def has(self, feature: str) -> bool:
+        """True if the build has ``ADIOS2_HAVE_<feature>`` (False when unknown)."""
+        return self.features is not None and feature in self.features
+
+    @property
+    def score(self) -> int:
+        """More capabilities, higher score (HDF5 counts most)."""
+        return sum(1 << (len(CAPABILITIES) - i) for i, f in enumerate(CAPABILITIES) if self.has(f))
+
+    def child_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` for a child Python that imports this build: its site-packages first on PYTHONPATH."""
+        out = dict(env)
+        site = os.path.dirname(self.package)
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != site]
+        out["PYTHONPATH"] = os.pathsep.join([site, *rest])
+        return out
+
+    def describe(self) -> str:
+        """``adios2 <version> (<folder>, <source>: <capabilities>)``, one line."""
+        caps = "features unknown" if self.features is None else \
+            (", ".join(f for f in CAPABILITIES if self.has(f)) or "no HDF5, no libsodium, no SST")
+        where = self.prefix or os.path.dirname(self.package)
+        return f"adios2 {self.version or '?'} ({where}, {self.source}: {caps})"
+
+
+def find_adios2(env: Mapping[str, str]) -> Adios2 | None:
+    """The most capable ADIOS2 for this Python (see the module docstring), or None if there is none."""
+    candidates: list[Adios2] = []
+    notes: list[str] = []
+    prefix = env.get("ADIOS2_DIR", "")
+    if prefix:
+        found = _from_prefix(prefix)
+        if isinstance(found, str):
+            notes.append(found)
+        else:
+            candidates.append(found)
+    package = _importable(env)
+    if package is not None:
+        candidates.append(_describe(package, "python", _prefix_of(package)))
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda c: c.score)  # max keeps the first of equals: $ADIOS2_DIR
+    others = [f"{c.describe()} has fewer features" for c in candidates if c is not best]
+    return Adios2(best.package, best.source, best.version, best.prefix, best.features, notes + others)
+
+
+def python_dir(prefix: str) -> str:
+    """``<prefix>/lib/pythonX.Y/site-packages`` for this Python."""
+    return os.path.join(prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+
+
+def _from_prefix(prefix: str) -> Adios2 | str:
+    package = os.path.join(python_dir(prefix), "adios2")
+    if not os.path.isfile(os.path.join(package, "__init__.py")):
+        return (f"$ADIOS2_DIR={prefix} has no Python bindings for Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]} ({package})")
+    return _describe(package, "$ADIOS2_DIR", prefix)
+
+
+def _importable(env: Mapping[str, str]) -> str | None:
+    """The ``adios2`` package folder the child Python would import, without importing it."""
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p] + [p for p in sys.path if p]
+    for folder in paths:
+        package = os.path.join(folder, "adios2")
+        if os.path.isfile(os.path.join(package, "__init__.py")):
+            return package
+    return None
+
+
+def _prefix_of(package: str) -> str:
+    """The install prefix of a package at ``<prefix>/lib/pythonX.Y/site-packages/adios2``, or ''."""
+    prefix = os.path.normpath(os.path.join(package, "..", "..", "..", ".."))
+    return prefix if os.path.isfile(_header(prefix)) else ""
+
+
+def _header(base: str) -> str:
+    return os.path.join(base, "include", "adios2", "common", "ADIOSConfig.h")
+
+
+def _describe(package: str, source: str, prefix: str) -> Adios2:
+    # The wheel keeps its headers inside the package; an install has them under <prefix>/include.
+    for header in (_header(package), _header(prefix) if prefix else ""):
+        try:
+            with open(header, encoding="utf-8") as h:
+                text = h.read()
+        except OSError:
+            continue
+        features = frozenset(line.split()[1][len("ADIOS2_HAVE_"):] for line in text.splitlines()
+                             if line.startswith("#define ADIOS2_HAVE_"))
+        match = _VERSION.search(text)
+        return Adios2(package, source, match.group(1) if match else "", prefix, features)
+    return Adios2(package, source, "", prefix, None)
