@@ -47,7 +47,7 @@ XSS = shots.XSS_NAME
 
 def demo_env(home) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMP_", "GIT_"))}
-    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", CAMP_AUTHOR_NAME="Dana", CAMP_AUTHOR_EMAIL="dana@example.org")
     return env
 
 

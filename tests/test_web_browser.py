@@ -46,7 +46,8 @@ def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("webdemo")
     (folder / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMP_", "GIT_"))}
-    env.update(HOME=str(folder / "home"), GIT_CONFIG_NOSYSTEM="1")
+    env.update(HOME=str(folder / "home"), GIT_CONFIG_NOSYSTEM="1", CAMP_AUTHOR_NAME="Dana",
+               CAMP_AUTHOR_EMAIL="dana@example.org")
     return shots.build_demo(str(folder), env), env
 
 
