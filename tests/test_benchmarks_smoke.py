@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import requires
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
@@ -175,7 +176,7 @@ def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
     assert "distinct corpus" in r.stderr and "(distinct)" in table
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hpc_campaign") is None, reason="the reference is not installed")
+@requires(importlib.util.find_spec("hpc_campaign") is not None, "hpc-campaign (pip install .[test])")
 def test_camp_and_reference_runs_alternate(tmp_path):
     trace = tmp_path / "trace.tsv"
     r = subprocess.run(
