@@ -3,17 +3,14 @@
 A :class:`Catalog` holds the repository open and pinned to one commit, reads every
 manifest once into compact list rows (:class:`campaignvcs.web.listing.Row`) and answers
 each page with a template name and its context: the campaign summary, the list, a
-dataset (replicas, embedded images and text, variables and attributes from ``camp info``
-when that module is installed), its location history (``whereis --history``), the log
-and diffs (``camp diff``). Encrypted replicas show only their public record unless the
+dataset (replicas, embedded images and text, variables and attributes from ``camp info``),
+its location history (``whereis --history``), the log and diffs (``camp diff``). Encrypted replicas show only their public record unless the
 key file given with ``keyfile`` opens them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from campaignvcs.model import Dataset, Replica, loads
 from campaignvcs.porcelain import history as hist
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.porcelain.histories import all_histories
+from campaignvcs.porcelain.info import dataset_info
 from campaignvcs.porcelain.keys import cat, key_info
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.web.listing import PAGE_SIZE, SORT_KEYS, Listing, Query, Row, ident
@@ -40,8 +38,6 @@ TEXT_LIMIT = 64 * 1024
 """Bytes of an embedded text shown on its dataset page."""
 INFO_CACHE = 20_000
 """``camp info`` results kept in memory (the variable filter asks for up to 5,000 at a time)."""
-INFO_MODULE = "campaignvcs.porcelain.info"
-"""``camp info``'s porcelain (``dataset_info(name, rev, repo, cwd, env).to_json()``), used when installed."""
 
 Page = tuple[str, dict[str, Any]]
 
@@ -55,15 +51,6 @@ class Picture:
     where: str
     replica: str
     filename: str
-
-
-def info_available() -> bool:
-    """True when ``camp info``'s porcelain module is installed."""
-    try:
-        importlib.import_module(INFO_MODULE)
-    except ImportError:
-        return False
-    return True
 
 
 class Catalog:
@@ -89,7 +76,6 @@ class Catalog:
         self._summary: dict[str, Any] = {}
         self._info_cache: dict[str, dict[str, Any] | None] = {}
         self._histories: dict[str, list[hist.HistoryEvent]] | None = None
-        self.has_info = info_available()
         self.key_id = key_info(keyfile, cwd, env).id if keyfile else None
 
     # -- the rows -------------------------------------------------------------------------
@@ -185,12 +171,12 @@ class Catalog:
     def list_page(self, query: Query) -> Page:
         """One page of the filtered, sorted list."""
         listing = self.listing
-        page = listing.page(query, self._has_var if self.has_info else None)
+        page = listing.page(query, self._has_var)
         context = self.base("../", "Datasets")
         context.update(page=page, query=query, total_all=len(listing.rows), page_size=PAGE_SIZE,
                        kinds=[k for k, _n, _s in self._summary["kinds"]],
                        hosts=[h["host"] for h in self._summary["by_host"]], sort_keys=SORT_KEYS,
-                       have_vars=self.has_info and not self.static, chunks=0)
+                       have_vars=not self.static, chunks=0)
         return "list.html", context
 
     def dataset_page(self, dataset_ident: str) -> Page | None:
@@ -211,7 +197,7 @@ class Catalog:
                                   "truncated": len(data) > TEXT_LIMIT, "shown": TEXT_LIMIT, "size": len(data)})
         context = self.base("../", ds.name, pinned=False)
         context.update(ds=ds, ident=dataset_ident, replicas=ds.replicas, texts=texts, locked=locked,
-                       images=self.pictures(ds), info=self.info(ds.name), info_available=self.has_info,
+                       images=self.pictures(ds), info=self.info(ds.name),
                        files=[(r.id, f) for r in ds.replicas for f in r.files])
         return "dataset.html", context
 
@@ -304,17 +290,13 @@ class Catalog:
         return out
 
     def info(self, name: str) -> dict[str, Any] | None:
-        """``camp info --json`` of a dataset at this commit, or None (no info module, or it failed)."""
-        if not self.has_info:
-            return None
+        """``camp info --json`` of a dataset at this commit, or None if it cannot say."""
         if name not in self._info_cache:
             if len(self._info_cache) >= INFO_CACHE:
                 self._info_cache.clear()
-            function = importlib.import_module(INFO_MODULE).dataset_info
-            extra = {"keyfile": self.keyfile} if "keyfile" in inspect.signature(function).parameters else {}
             try:
-                found = function(name, rev=self.commit_id, repo=self.repo_arg, cwd=self.cwd, env=self.env,
-                                 **extra).to_json()
+                found = dataset_info(name, rev=self.commit_id, repo=self.repo_arg, cwd=self.cwd, env=self.env,
+                                     keyfile=self.keyfile).to_json()
             except CampError:
                 found = None
             self._info_cache[name] = found
@@ -368,8 +350,8 @@ class Catalog:
         return keys
 
     def context_key(self) -> str:
-        """What every page depends on beyond its dataset: the key at hand, whether ``camp info`` is installed."""
-        return f"key={self.key_id or ''};info={self.has_info}"
+        """What every page depends on beyond its dataset: the key at hand."""
+        return f"key={self.key_id or ''}"
 
     def commits(self) -> list[str]:
         """Every commit reachable from the catalog's commit."""

@@ -56,7 +56,7 @@ class Query:
     kind: str = ""
     host: str = ""
     var: str = ""
-    """Name of a variable the dataset holds (when ``camp info`` is available)."""
+    """Name of a variable the dataset holds (``camp info``)."""
     sort: str = "name"
     order: str = "asc"
     page: int = 1
@@ -135,7 +135,7 @@ class Listing:
         note = ""
         if query.var:
             if has_var is None:
-                order, note = [], "variables are known only when camp info is installed"
+                order, note = [], "this list cannot filter by variable"
             elif len(order) > VAR_SCAN_LIMIT:
                 order = []
                 note = f"narrow the list to at most {VAR_SCAN_LIMIT} datasets (name, kind, host) to filter by variable"
