@@ -3,9 +3,10 @@
 A :class:`Catalog` holds the repository open and pinned to one commit, reads every
 manifest once into compact list rows (:class:`campaignvcs.web.listing.Row`) and answers
 each page with a template name and its context: the campaign summary, the list, a
-dataset (replicas, embedded images and text, variables and attributes from ``camp info``),
-its location history (``whereis --history``), the log and diffs (``camp diff``). Encrypted replicas show only their public record unless the
-key file given with ``keyfile`` opens them.
+dataset (replicas, embedded images and text, variables and attributes from
+``camp info``), its location history (``whereis --history``), the log and diffs
+(``camp diff``). Encrypted replicas show only their public record unless the key file
+given with ``keyfile`` opens them.
 """
 
 from __future__ import annotations
