@@ -364,9 +364,9 @@ def test_variable_filter_reads_few_candidates_only():
     rows = [Row(f"d{i:06d}.bp", "ADIOS", "h", i, i, 1, ident(str(i)), "live", False) for i in range(20_000)]
     asked = []
 
-    def has_var(name, var):
-        asked.append(name)
-        return name.endswith("7.bp") and var == "T"
+    def has_var(names, var):
+        asked.extend(names)
+        return {n for n in names if n.endswith("7.bp") and var == "T"}
 
     listing = Listing(rows)
     wide = listing.page(Query(var="T"), has_var)

@@ -28,6 +28,8 @@ from campaignvcs.web.render import STATIC_FILES, render, static_file
 
 CHUNK_ROWS = 10_000
 """Rows per ``idx/N.js`` chunk (about 1 MB)."""
+INFO_BATCH = 2_000
+"""Datasets whose ``camp info`` is read at once (one ADIOS2 child per batch)."""
 STATE = ".camp-web.json"
 """What the last export wrote (relative paths) and the layout version it wrote them with."""
 VERSION = 1
@@ -149,6 +151,7 @@ def export_site(source: Any, folder: str) -> ExportResult:
     source.compute_histories()
     keys = source.page_keys()
     pages: dict[str, list[Any]] = {}
+    todo = []
     for row in rows:
         key = keys.get(row.ident, "")
         old = old_pages.get(row.ident)
@@ -156,9 +159,13 @@ def export_site(source: Any, folder: str) -> ExportResult:
             for rel in old[1]:
                 out.keep(rel)  # made of the same objects and commits as last time
             pages[row.ident] = old
-            continue
-        files = _dataset_files(source, row.ident, out)
-        pages[row.ident] = [key, files]
+        else:
+            todo.append((row, key))
+    for start in range(0, len(todo), INFO_BATCH):
+        batch = todo[start:start + INFO_BATCH]
+        source.prefetch_info([row.name for row, _key in batch])
+        for row, key in batch:
+            pages[row.ident] = [key, _dataset_files(source, row.ident, out)]
     out.put("log.html", _page(source.log_page()))
     for commit in source.commits():
         rel = f"c/{commit}.html"

@@ -110,8 +110,8 @@ class Listing:
             found = self._orders[key] = sorted(range(len(rows)), key=lambda i: rows[i][field])
         return found
 
-    def page(self, query: Query, has_var: Callable[[str, str], bool] | None = None) -> Page:
-        """The rows of ``query``'s page; ``has_var(name, var)`` answers the variable filter."""
+    def page(self, query: Query, with_var: Callable[[list[str], str], set[str]] | None = None) -> Page:
+        """The rows of ``query``'s page; ``with_var(names, var)`` answers the variable filter (those that hold it)."""
         needle = query.q.lower()
         kind = query.kind.upper()
         host = query.host
@@ -134,13 +134,14 @@ class Listing:
             order = [i for i in order if keep(i)]
         note = ""
         if query.var:
-            if has_var is None:
+            if with_var is None:
                 order, note = [], "this list cannot filter by variable"
             elif len(order) > VAR_SCAN_LIMIT:
                 order = []
                 note = f"narrow the list to at most {VAR_SCAN_LIMIT} datasets (name, kind, host) to filter by variable"
             else:
-                order = [i for i in order if has_var(rows[i].name, query.var)]
+                holding = with_var([rows[i].name for i in order], query.var)
+                order = [i for i in order if rows[i].name in holding]
         total = len(order)
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(query.page, pages)
