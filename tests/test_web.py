@@ -375,3 +375,15 @@ def test_variable_filter_reads_few_candidates_only():
     assert [r.name for r in narrow.rows] == [f"d0001{i:02d}.bp" for i in range(7, 100, 10)]
     assert len(asked) == 100
     assert listing.page(Query(var="T"), None).note
+
+
+def test_rev_shows_the_campaign_as_it_was(demo):
+    repo, env, _key = demo
+    catalog = open_catalog("HEAD~2", repo=repo, env=env)  # before heat.bp went to tape
+    try:
+        _template, context = catalog.dataset_page(ident("heat.bp"))
+        assert [r.host for r in context["replicas"]] == ["laptop"]
+        assert catalog.row(ident("run1/pressure.bp")) is None and catalog.row(ident("pressure.bp")) is not None
+        assert [e.id for e in catalog.log_page()[1]["entries"]][0] == catalog.commit_id
+    finally:
+        catalog.camp.close()
