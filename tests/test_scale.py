@@ -241,3 +241,18 @@ def test_a_build_with_bounded_file_memory_holds_the_same_datasets(runs, camp, tm
         shared = a.execute("select count(*) from file").fetchone()[0]
         bounded = b.execute("select count(*) from file").fetchone()[0]
     assert bounded > shared  # the copies' files were shared in the first, not in the second
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_status_sees_the_same_changes_whether_stats_run_here_or_in_threads(runs, camp, monkeypatch, slow):
+    """Slow first stats (a cold cache, NFS) switch to threads; what status reports must not change."""
+    from campaignvcs import statcache
+
+    root, data = runs
+    monkeypatch.setattr(statcache, "STAT_BATCH", 1)
+    monkeypatch.setattr(statcache, "SLOW_STAT_SECONDS", 0 if slow else 1e9)
+    (data / "run_2" / "notes.txt").write_text("changed\n")
+    shutil.rmtree(data / "run_1" / "fields.bp")
+    out = json.loads(camp("--repo", root, "status", "--json").output)
+    text = json.dumps(out)
+    assert "run_2/notes.txt" in text and "run_1/fields.bp" in text and "run_2/fields.bp" not in text
