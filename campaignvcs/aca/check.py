@@ -195,13 +195,6 @@ def _units(path: str) -> dict[str, _Unit]:
     uri = "file:" + quote(os.path.abspath(path), safe="/") + "?mode=ro"
     con = sqlite3.connect(uri, uri=True)
     try:
-        # Most archives have no encrypted embedded image: one indexed probe, instead of every
-        # replica row in memory (~300 MB at a million datasets).
-        if con.execute(
-            "select 1 from replica r join dataset d on d.rowid = r.datasetid where r.keyid != 0 and r.deltime = 0 "
-            "and d.fileformat = 'IMAGE' and exists (select 1 from repfiles f where f.replicaid = r.rowid) limit 1"
-        ).fetchone() is None:
-            return []
         rows = con.execute(
             "select d.name, d.fileformat, coalesce(t.name, '') from dataset d "
             "left join timeseries t on t.tsid = d.tsid and d.fileformat in ('ADIOS', 'HDF5') "
