@@ -25,6 +25,27 @@ def ancestors(camp: CampaignRepo, start: bytes | None) -> set[bytes]:
     return seen
 
 
+def ancestry(camp: CampaignRepo, start: bytes) -> list[bytes]:
+    """Every commit reachable from ``start``, parents before children (commit dates may tie).
+
+    The order ``whereis --history`` and the web catalog's timelines replay a dataset's changes in.
+    """
+    order: list[bytes] = []
+    seen: set[bytes] = set()
+    stack: list[tuple[bytes, bool]] = [(start, False)]
+    while stack:
+        oid, done = stack.pop()
+        if done:
+            order.append(oid)
+            continue
+        if oid in seen:
+            continue
+        seen.add(oid)
+        stack.append((oid, True))
+        stack.extend((p, False) for p in reversed(camp.read_commit(oid).parents) if p not in seen)
+    return order
+
+
 def is_ancestor(camp: CampaignRepo, older: bytes, newer: bytes) -> bool:
     """True when ``older`` is reachable from ``newer``."""
     return older == newer or older in ancestors(camp, newer)

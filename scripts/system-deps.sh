@@ -20,21 +20,9 @@ command -v tar >/dev/null 2>&1 || need+=(tar)
   && [ -x /usr/sbin/munged ]; } || need+=(slurmctld slurmd slurm-client munge)
 # camp web's browser tests: headless Chromium driven by selenium (tests/test_web_browser.py)
 { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || need+=(chromium chromium-driver)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-deps.sh: missing ${need[*]}; run this as root on Debian/Ubuntu to install them" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
-  mkdir -m 0755 /run/sshd
-fi
 # The full ADIOS2 build of tests/fixtures/adios2 (tests/test_connect_e2e.py: camp connect end to
 # end) needs libsodium and serial HDF5 1.10 at run time; the tests run sshd, camp connect and the
 # reader in a private network namespace (unshare/nsenter from util-linux, ip from iproute2).
-need=()
 [ -e /usr/lib/x86_64-linux-gnu/libsodium.so.23 ] || ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23 ' \
   || need+=(libsodium23)
 ldconfig -p 2>/dev/null | grep -q 'libhdf5_serial\.so\.103 ' || need+=(libhdf5-103-1)
@@ -47,4 +35,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
+  mkdir -m 0755 /run/sshd
 fi

@@ -8,7 +8,6 @@ heat.bp archived to tape with ``--move`` and pressure.bp renamed.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -33,15 +32,8 @@ from campaignvcs.web.server import bind
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _screenshots_module():
-    spec = importlib.util.spec_from_file_location("web_screenshots", os.path.join(ROOT, "scripts",
-                                                                                  "web_screenshots.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from web_shots import shots  # noqa: E402
 
-
-shots = _screenshots_module()
 XSS = shots.XSS_NAME
 
 

@@ -30,15 +30,7 @@ HAVE_INFO = importlib.util.find_spec("campaignvcs.porcelain.info") is not None
 pytestmark = requires(HAVE_BROWSER, "headless Chromium: Debian's chromium and chromium-driver, and selenium")
 
 
-def _screenshots_module():
-    spec = importlib.util.spec_from_file_location("web_screenshots", os.path.join(ROOT, "scripts",
-                                                                                  "web_screenshots.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shots = _screenshots_module()
+from web_shots import shots  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,27 +14,10 @@ from __future__ import annotations
 from campaignvcs import history_model as hm
 from campaignvcs import layout
 from campaignvcs.gitobjects import Entry
+from campaignvcs.graph import ancestry
 from campaignvcs.model import Dataset
 from campaignvcs.porcelain.history import HistoryEvent, LogEntry
 from campaignvcs.repo import CampaignRepo
-
-
-def ancestry(camp: CampaignRepo, start: bytes) -> list[bytes]:
-    """Every commit reachable from ``start``, parents before children."""
-    order: list[bytes] = []
-    seen: set[bytes] = set()
-    stack: list[tuple[bytes, bool]] = [(start, False)]
-    while stack:
-        oid, done = stack.pop()
-        if done:
-            order.append(oid)
-            continue
-        if oid in seen:
-            continue
-        seen.add(oid)
-        stack.append((oid, True))
-        stack.extend((p, False) for p in reversed(camp.read_commit(oid).parents) if p not in seen)
-    return order
 
 
 def all_histories(camp: CampaignRepo, start: bytes) -> dict[str, list[HistoryEvent]]:

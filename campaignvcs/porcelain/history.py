@@ -16,6 +16,7 @@ from campaignvcs import history_model as hm
 from campaignvcs import layout
 from campaignvcs.errors import BadInput
 from campaignvcs.gitobjects import TREE_MODE, Entry
+from campaignvcs.graph import ancestry
 from campaignvcs.model import Dataset, Host, TimeSeries
 from campaignvcs.porcelain.common import environ, open_repo
 from campaignvcs.provenance import parse_blocks, recorded_by
@@ -346,7 +347,7 @@ def _location_history(camp: CampaignRepo, start: bytes, name: str, staged: bool)
         return versions[entry[1]]
 
     out: list[HistoryEvent] = []
-    for oid in _ancestry(camp, start):
+    for oid in ancestry(camp, start):
         commit = camp.read_commit(oid)
         entry_here = camp.lookup(commit.tree, path)
         parent_entries = [camp.lookup(camp.tree_of(p), path) for p in commit.parents] or [None]
@@ -374,24 +375,6 @@ def _location_history(camp: CampaignRepo, start: bytes, name: str, staged: bool)
                 out.append(HistoryEvent(None, 0, 0, "", "(staged, not committed)", ev.event, ev.replica,
                                         ev.fields))
     return out
-
-
-def _ancestry(camp: CampaignRepo, start: bytes) -> list[bytes]:
-    """Every commit reachable from ``start``, parents before children (commit dates may tie)."""
-    order: list[bytes] = []
-    seen: set[bytes] = set()
-    stack: list[tuple[bytes, bool]] = [(start, False)]
-    while stack:
-        oid, done = stack.pop()
-        if done:
-            order.append(oid)
-            continue
-        if oid in seen:
-            continue
-        seen.add(oid)
-        stack.append((oid, True))
-        stack.extend((p, False) for p in reversed(camp.read_commit(oid).parents) if p not in seen)
-    return order
 
 
 def _last_version(camp: CampaignRepo, start: bytes, name: str) -> Dataset | None:
