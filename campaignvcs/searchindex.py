@@ -312,8 +312,12 @@ class SearchIndex:
         c = self.con.execute("select count(*) from camp_contents").fetchone()[0]
         return d, c
 
-    def search(self, q: Query, repository: str | None = None) -> list[Found]:
+    def search(self, q: Query, repository: str | None = None, limit: int | None = None) -> list[Found]:
         """The datasets matching ``q``, with their matching variables when ``q.per_variable``.
+
+        With ``limit``, the scan stops once more than ``limit`` hits (a dataset, or one of its
+        matching variables) are found: the answer, not the search, is what costs at 100,000
+        datasets, so a caller that shows the first ``limit`` asks for ``limit + 1`` at most.
 
         Archives in the store, and of the repositories indexed only the one at ``repository``.
 
@@ -359,6 +363,7 @@ class SearchIndex:
         kinds = {i: k for i, k in enumerate(DATASET_TYPES)}
         no_vars: list[dict[str, Any]] = []
         found: list[Found] = []
+        hits = 0
         for _archive, kind, path, label, dsid, dname, dtype, cid, hosts in self.con.execute(
             "select a.name, s.kind, s.path, s.label, d.dsid, d.name, d.type, d.contentid, d.hosts "
             "from datasets d join archives a on a.archiveid = d.archiveid "
@@ -373,4 +378,8 @@ class SearchIndex:
             found.append(Found(kind, label, path, dsid, dname, kinds.get(dtype, "Unknown"),
                                hosts.split(",") if hosts else [], states.get(cid, "missing"),
                                sealed.get(cid, ""), var_rows.get(cid, no_vars)))
+            if limit is not None:
+                hits += max(1, len(found[-1].variables)) if q.per_variable else 1
+                if hits > limit:
+                    break
         return found

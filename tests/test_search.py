@@ -97,6 +97,18 @@ def test_finds_variables_attributes_and_ranges_across_camp_and_hpc_campaign_arch
     assert text[0].endswith("laptop")
 
 
+def test_limit_shows_the_first_hits_and_says_there_are_more(camp, campaigns, tmp_path):
+    everything = hits(camp, cwd=tmp_path)
+    r = search(camp, "--json", "--limit", "2", cwd=tmp_path)
+    assert json.loads(r.stdout) == everything[:2]
+    assert r.stderr == "camp: warning: showing the first 2 hits; more match (--limit 0 shows all)\n"
+    per_variable = hits(camp, "--range", "40:41", cwd=tmp_path)
+    r = search(camp, "--json", "--range", "40:41", "--limit", "1", cwd=tmp_path)
+    assert json.loads(r.stdout) == per_variable[:1] and "more match" in r.stderr
+    r = search(camp, "--json", "--limit", str(len(everything)), cwd=tmp_path)
+    assert json.loads(r.stdout) == everything and r.stderr == ""
+
+
 def test_inside_a_repository_its_head_is_searched_too(camp, campaigns):
     a, _, data = campaigns
     make_data.make_bp5(str(data / "new.bp"), steps=2, n=4, seed=9)

@@ -126,10 +126,12 @@ def _cell(value: Any) -> str:
               help="Only datasets of this kind.")
 @click.option("--host", metavar="HOST", help="Only datasets with a replica on HOST.")
 @click.option("-k", "--keyfile", metavar="KEYFILE", help="Key file for encrypted metadata.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Show the first N hits and say if there are more (0: all).")
 @json_option
 @pass_env
 def search_cmd(env: Env, pattern: str | None, var: str | None, attr: str | None, value_range: str | None,
-               kind: str | None, host: str | None, keyfile: str | None, as_json: bool) -> None:
+               kind: str | None, host: str | None, keyfile: str | None, limit: int, as_json: bool) -> None:
     """Find datasets by name PATTERN (a glob), variable, attribute, value range, kind or host.
 
     Searches every archive in the campaign store and, inside a campaign, its HEAD.
@@ -137,8 +139,9 @@ def search_cmd(env: Env, pattern: str | None, var: str | None, attr: str | None,
     from campaignvcs.porcelain.search import search  # the module shadows a package-level name
 
     result = search(pattern, var=var, attr=attr, value_range=value_range, kind=kind, host=host,
-                              repo=env.repo, env=env.env, keyfile=keyfile)
-    echo_warnings(result.warnings)
+                    repo=env.repo, env=env.env, keyfile=keyfile, limit=limit or None)
+    more = [f"showing the first {limit} hits; more match (--limit 0 shows all)"] if result.more else []
+    echo_warnings([*result.warnings, *more])
     if as_json:  # hits hold JSON values only: no dataclass walk for 100,000 of them
         click.echo(json.dumps([vars(h) for h in result.hits], indent=2, ensure_ascii=False))
         return

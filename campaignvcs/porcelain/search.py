@@ -67,6 +67,8 @@ class SearchResult:
     datasets: int
     """Datasets in the index."""
     warnings: list[str] = field(default_factory=list)
+    more: bool = False
+    """True when ``limit`` cut the hits short."""
 
 
 @dataclass(frozen=True)
@@ -308,8 +310,12 @@ def search(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     keyfile: str | None = None,
+    limit: int | None = None,
 ) -> SearchResult:
     """Datasets (and with ``var`` or ``value_range``, their variables) matching every filter given.
+
+    ``limit`` keeps the first hits (in the order shown) and says whether there were more;
+    the scan stops there, so a broad query over 100,000 datasets answers as quickly as a narrow one.
 
     ``pattern`` and ``var`` are globs on dataset and variable names; ``attr`` is
     ``NAME`` or ``NAME=VALUE`` (NAME a glob; VALUE compared as text, or as a number);
@@ -326,9 +332,10 @@ def search(
     session = _Session(repo, cwd, env)
     try:
         def work(index: SearchIndex, warnings: list[str], _changed: int, _new: int) -> SearchResult:
-            found = index.search(q, session.camp.root if session.camp is not None else None)
+            found = index.search(q, session.camp.root if session.camp is not None else None, limit)
             hits = _hits(found, q, session, keyfile, cwd, warnings)
-            return SearchResult(hits, session.path, index.counts()[0], warnings)
+            more = limit is not None and len(hits) > limit
+            return SearchResult(hits[:limit] if more else hits, session.path, index.counts()[0], warnings, more)
 
         return session.run(work)
     finally:
