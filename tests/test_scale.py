@@ -26,6 +26,7 @@ from campaignvcs import packreader
 from campaignvcs.packwrite import pack_index
 from campaignvcs.remote.transfer import pack_for_push, verify_pack
 from campaignvcs.repo import CampaignRepo
+from campaignvcs.statcache import _scan_range as _SCAN_RANGE  # noqa: PLC2701 - wrapped to see it run
 
 
 def names_in(aca) -> list[str]:
@@ -243,16 +244,21 @@ def test_a_build_with_bounded_file_memory_holds_the_same_datasets(runs, camp, tm
     assert bounded > shared  # the copies' files were shared in the first, not in the second
 
 
-@pytest.mark.parametrize("slow", [False, True])
-def test_status_sees_the_same_changes_whether_stats_run_here_or_in_threads(runs, camp, monkeypatch, slow):
-    """Slow first stats (a cold cache, NFS) switch to threads; what status reports must not change."""
+@pytest.mark.parametrize("slow, split", [(False, False), (True, False), (False, True)])
+def test_status_sees_the_same_changes_however_the_stats_are_spread(runs, camp, monkeypatch, slow, split):
+    """Slow first stats (a cold cache, NFS) switch to threads, a big cache to forked workers by rowid
+    range; what status reports must not change."""
     from campaignvcs import statcache
 
     root, data = runs
     monkeypatch.setattr(statcache, "STAT_BATCH", 1)
     monkeypatch.setattr(statcache, "SLOW_STAT_SECONDS", 0 if slow else 1e9)
+    monkeypatch.setattr(statcache, "SPLIT_ABOVE", 0 if split else 10**9)
+    scanned = []
+    monkeypatch.setattr(statcache, "_scan_range", lambda *a: scanned.append(a[-1]) or _SCAN_RANGE(*a))
     (data / "run_2" / "notes.txt").write_text("changed\n")
     shutil.rmtree(data / "run_1" / "fields.bp")
     out = json.loads(camp("--repo", root, "status", "--json").output)
+    assert bool(scanned) == split  # (the parent's share; the forked worker's is not seen here)
     text = json.dumps(out)
     assert "run_2/notes.txt" in text and "run_1/fields.bp" in text and "run_2/fields.bp" not in text
