@@ -357,6 +357,10 @@ def main(argv: list[str] | None = None) -> None:
         _ignore_signals()
 
 
+DEFER_IN = ("cb", "__del__")
+"""Code names of callbacks that swallow exceptions (importlib's module-lock ``cb``, finalisers)."""
+
+
 def _handle_signals() -> None:
     """SIGINT, SIGTERM and SIGHUP unwind the stack (:class:`Interrupted`) instead of killing outright.
 
@@ -365,8 +369,15 @@ def _handle_signals() -> None:
     ignored when camp started (``nohup``, ``&`` in a script) stays ignored.
     """
     import signal
+    import threading
 
     def on_signal(signum: int, frame: Any) -> None:
+        if frame is not None and frame.f_code.co_name in DEFER_IN:
+            # Python prints and drops an exception raised in a weakref callback or finaliser
+            # ("Exception ignored in ..."), e.g. importlib's module-lock callback while a
+            # command module loads: the signal comes again in a moment, outside it.
+            threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+            return
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(s) is on_signal:
                 signal.signal(s, signal.SIG_IGN)
