@@ -49,6 +49,7 @@ def driver():
         missing_part("headless Chromium")  # the requires mark has said so already
     browser = shots.browser()
     browser.set_page_load_timeout(30)
+    browser.implicitly_wait(10)  # a clicked link's page may still be loading when the next element is looked up
     yield browser
     browser.quit()
 
@@ -142,6 +143,7 @@ def walk_catalog(driver, base: str, static: bool) -> None:
     links = driver.find_elements(By.CSS_SELECTOR, "#log a")
     messages = [m.text for m in driver.find_elements(By.CSS_SELECTOR, "#log .message")]
     links[messages.index("heat.bp to tape")].click()
+    wait(driver, lambda d: "log.html" not in d.current_url)
     diff = driver.find_element(By.ID, "diff").text
     assert "moved laptop:" in diff and "tape:/arch/proj[archive]/heat.bp" in diff and "host added tape" in diff
 
@@ -154,6 +156,7 @@ def test_served_catalog_in_chromium(driver, served):
     driver.find_element(By.NAME, "a").send_keys("HEAD~3")
     driver.find_element(By.NAME, "b").send_keys("HEAD")
     driver.find_element(By.CSS_SELECTOR, "#diff-form button").click()
+    wait(driver, lambda d: "b=HEAD" in d.current_url)
     diff = driver.find_element(By.ID, "diff").text
     assert "renamed" in diff and "added" in diff and "moved" in diff
 
