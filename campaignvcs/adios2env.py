@@ -14,24 +14,22 @@ process (a second adios2 in one process is trouble):
 2. the ``adios2`` this Python imports (``PYTHONPATH`` of ``env`` first, then its own path).
 
 and returns the one with the most features (HDF5, libsodium, SST), the first on a tie.
-Callers run ADIOS2 in a child process with :meth:`Adios2.child_env`, which puts the
-chosen bindings first on ``PYTHONPATH`` (never ``LD_LIBRARY_PATH``: a relocatable build
-finds its libraries through RUNPATH). ``camp build --check`` uses it; so can
-``camp info``::
-
-    from campaignvcs.adios2env import find_adios2
-    best = find_adios2(env)          # env: the caller's environment mapping
-    if best is None: ...             # no adios2 at all
-    subprocess.run([sys.executable, "-c", code], env=best.child_env(env))
-    best.describe()                  # 'adios2 2.12.1 (/opt/adios2, $ADIOS2_DIR: HDF5, SODIUM, SST)'
+:func:`run_child` runs a script in a child Python with that ADIOS2 first on
+``PYTHONPATH`` (:meth:`Adios2.child_env`; never ``LD_LIBRARY_PATH``: a relocatable build
+finds its libraries through RUNPATH), so a crash in ADIOS2 is a result, not a lost
+process. ``camp build --check`` (aca/check.py) and ``camp info`` / ``camp search``
+(inspect/bp.py) both read archives and metadata this way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 CAPABILITIES = ("HDF5", "SODIUM", "SST")
@@ -154,3 +152,63 @@ def _describe(package: str, source: str, prefix: str) -> Adios2:
         match = _VERSION.search(text)
         return Adios2(package, source, match.group(1) if match else "", prefix, features)
     return Adios2(package, source, "", prefix, None)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What a child Python running an ADIOS2 script left: its exit, its stderr, the events it wrote."""
+
+    returncode: int | None
+    """None: killed after the timeout."""
+    stderr: str
+    events: list[dict]
+    """The JSON objects it wrote, one per line, in order (a line a crash cut short is skipped)."""
+    adios2: Adios2 | None
+    """The ADIOS2 it ran with (None: none was found; the child's own import then says why)."""
+
+
+def run_child(script: str, args: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float,
+              log_dir: str | None = None) -> ChildRun:
+    """Run ``script`` in a child Python with the most capable ADIOS2 (:func:`find_adios2`).
+
+    The script gets an event log as ``sys.argv[1]`` (then ``args``) and appends one JSON
+    object per line to it, flushing each: what it wrote before a crash or a hang survives.
+    The log lives in ``log_dir`` (default: a temporary file) and is removed afterwards.
+    """
+    import subprocess
+
+    best = find_adios2(env)
+    fd, log = tempfile.mkstemp(prefix="camp-adios2-", suffix=".jsonl", dir=log_dir)
+    os.close(fd)
+    try:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", script, log, *args],
+                env=best.child_env(env) if best is not None else dict(env), cwd=cwd,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+            )
+            returncode: int | None = proc.returncode
+            stderr = proc.stderr.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            returncode, stderr = None, ""
+        with open(log, encoding="utf-8", errors="replace") as f:
+            events = [e for e in map(_event, f) if e is not None]
+    finally:
+        os.unlink(log)
+    return ChildRun(returncode, stderr, events, best)
+
+
+def _event(line: str) -> dict | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None  # a line the crash cut short
+    return value if isinstance(value, dict) else None
+
+
+def signal_name(number: int) -> str:
+    """``SIGSEGV`` for 11: how a child's death by a signal is named in messages."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "campaignvcs"
 
-SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "aca/check.py", "cli/pager.py", "inspect/bp.py"}
+SUBPROCESS_ALLOWED = {"remote/rclone.py", "hooks.py", "adios2env.py", "cli/pager.py"}
 """Only these modules start programs (always from argument lists). cli/pager.py starts the pager
 (``sh -c "$PAGER"`` as git does: the user's command line, never data); the commit editor goes
-through click.edit; inspect/bp.py runs ADIOS2 in a child Python for camp info / search."""
+through click.edit; adios2env.py runs ADIOS2 in a child Python (build --check, info, search)."""
 FORK_ALLOWED = {"extract/parallel.py"}
 """Only this module forks (worker processes reading many paths for camp add and status)."""
 

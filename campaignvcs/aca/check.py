@@ -21,18 +21,15 @@ dataset does not open), with the ``--exclude-kind`` that makes an archive it can
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
 import sqlite3
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from campaignvcs.aca.rules import ADIOS2_KINDS
-from campaignvcs.adios2env import find_adios2
+from campaignvcs.adios2env import run_child, signal_name
 
 TIMEOUT = 600.0
 """Seconds the child may take (remote reads that hang count as failures, not as a stuck build)."""
@@ -43,7 +40,7 @@ ENGINES = {"HDF5": "HDF5"}
 _PROBE = r"""
 import json, os, sys
 
-out = open(sys.argv[2], "a", encoding="utf-8")
+out = open(sys.argv[1], "a", encoding="utf-8")
 
 def emit(**kv):
     out.write(json.dumps(kv) + "\n")
@@ -69,7 +66,7 @@ except Exception as exc:
 emit(adios2=str(getattr(adios2, "__version__", "?")), location=os.path.dirname(adios2.__file__),
      features=features(adios2))
 try:
-    reader = adios2.FileReader(sys.argv[1])
+    reader = adios2.FileReader(sys.argv[2])
 except Exception as exc:
     emit(open=False, error=str(exc))
     sys.exit(0)
@@ -141,44 +138,16 @@ class CheckReport:
 
 def check_archive(path: str, env: Mapping[str, str], timeout: float = TIMEOUT) -> CheckReport:
     """Open ``path`` with the installed ADIOS2 in a child process and report what it could not read."""
-    import subprocess
-    import tempfile
-
     units = _units(path)
-    best = find_adios2(env)
-    child_env = best.child_env(env) if best is not None else dict(env)
-    fd, log = tempfile.mkstemp(prefix="camp-check-", suffix=".jsonl")
-    os.close(fd)
-    try:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _PROBE, os.path.abspath(path), log],
-                env=child_env, cwd=os.path.dirname(os.path.abspath(path)),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
-            )
-            returncode: int | None = proc.returncode
-            stderr = proc.stderr.decode("utf-8", "replace")
-        except subprocess.TimeoutExpired:
-            returncode, stderr = None, ""
-        with open(log, encoding="utf-8", errors="replace") as f:
-            events = [_event(line) for line in f]
-    finally:
-        os.unlink(log)
-    report = _report(units, [e for e in events if e], returncode, stderr, timeout)
+    run = run_child(_PROBE, [os.path.abspath(path)], env, os.path.dirname(os.path.abspath(path)), timeout)
+    report = _report(units, run.events, run.returncode, run.stderr, timeout)
+    best = run.adios2
     if best is not None and best.source != "python":
         report = replace(report, adios2=f"{report.adios2} from {best.source}")
     if report.missing_kinds and (best is None or not best.has("HDF5")):
         report = replace(report, advice=[*report.advice, "a full ADIOS2 build reads HDF5 too: set ADIOS2_DIR to "
                                          "its install folder (docs/keys-and-connector.md)"])
     return report
-
-
-def _event(line: str) -> dict | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None  # a line the crash cut short
-    return value if isinstance(value, dict) else None
 
 
 @dataclass
@@ -232,7 +201,7 @@ def _report(units: dict[str, _Unit], events: list[dict], returncode: int | None,
     if first.get("adios2") is None:
         tail = stderr.strip().splitlines()
         if returncode is not None and returncode < 0:
-            reason = f"the check process crashed ({_signal_name(-returncode)}) before adios2 was loaded"
+            reason = f"the check process crashed ({signal_name(-returncode)}) before adios2 was loaded"
         elif returncode is None:
             reason = f"the check process did not finish within {timeout:.0f} s"
         else:
@@ -257,7 +226,7 @@ def _report(units: dict[str, _Unit], events: list[dict], returncode: int | None,
     error = ""
     unreadable: dict[str, str] = {}
     if crashed or returncode is None:
-        what = "crashed (" + _signal_name(-returncode) + ")" if returncode is not None else \
+        what = "crashed (" + signal_name(-returncode) + ")" if returncode is not None else \
             f"did not finish within {timeout:.0f} s"
         current = reading[-1] if reading and reading[-1] not in done else None
         if not opened:
@@ -306,13 +275,6 @@ def _report(units: dict[str, _Unit], events: list[dict], returncode: int | None,
 def _names(units: Mapping[str, _Unit], kind: str, limit: int = 3) -> str:
     names = [m for u in units.values() for m in u.members if kind in u.kinds]
     return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

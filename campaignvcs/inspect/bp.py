@@ -5,8 +5,9 @@ concatenated (see :mod:`campaignvcs.extract.bp5`). ADIOS2 opens a folder holding
 those files and reports every variable and attribute exactly as for the original
 dataset (``available_variables()``, ``available_attributes()``; single values and
 attributes are in the metadata too), so each object is written back into a private
-temporary folder and opened there by the installed ADIOS2 — in a child Python, as
-``camp build --check`` does, because some damaged metadata makes ADIOS2 crash rather
+temporary folder and opened there by the most capable ADIOS2 here (``$ADIOS2_DIR`` or
+the installed one) in a child Python (:func:`campaignvcs.adios2env.run_child`, as
+``camp build --check`` does), because some damaged metadata makes ADIOS2 crash rather
 than fail. One child reads a whole batch (about a millisecond per dataset); a crash costs
 only the dataset it happened on, and the child is started again for the rest.
 
@@ -22,11 +23,12 @@ import json
 import os
 import shutil
 import struct
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from campaignvcs.adios2env import run_child, signal_name
 
 TIMEOUT_BASE = 60.0
 TIMEOUT_PER_DATASET = 2.0
@@ -35,7 +37,7 @@ MAX_VALUE_STEPS = 1000
 
 _CHILD = r"""
 import json, sys
-out = open(sys.argv[2], "a", encoding="utf-8")
+out = open(sys.argv[1], "a", encoding="utf-8")
 
 def emit(**kv):
     out.write(json.dumps(kv) + "\n")
@@ -54,7 +56,7 @@ except Exception as exc:
     emit(fatal="cannot import adios2: " + (str(exc).splitlines()[0] if str(exc) else repr(exc)))
     sys.exit(0)
 limit = int(sys.argv[3])
-with open(sys.argv[1], encoding="utf-8") as jobs:
+with open(sys.argv[2], encoding="utf-8") as jobs:
     for line in jobs:
         key, folder = json.loads(line)
         emit(start=key)
@@ -211,51 +213,32 @@ def describe(objects: Mapping[str, Mapping[str, bytes]], env: Mapping[str, str])
 
 def _run(jobs: list[tuple[str, str]], top: str, env: Mapping[str, str]
          ) -> tuple[dict[str, BPContents], tuple[str, str] | None, str]:
-    """One child over ``jobs``: (answers, (key, how) of a crash, a fatal reason such as no adios2)."""
-    import signal
-    import subprocess
+    """One child over ``jobs``: (answers, (key, how) of a crash, a fatal reason such as no adios2).
 
+    The child runs with the most capable ADIOS2 (:func:`campaignvcs.adios2env.run_child`).
+    """
     listing = os.path.join(top, "jobs.jsonl")
-    log = os.path.join(top, "answers.jsonl")
     with open(listing, "w", encoding="utf-8") as f:
         for key, folder in jobs:
             f.write(json.dumps([key, folder]) + "\n")
-    with open(log, "w", encoding="utf-8"):
-        pass
     timeout = TIMEOUT_BASE + TIMEOUT_PER_DATASET * len(jobs)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, listing, log, str(MAX_VALUE_STEPS)],
-            env=dict(env), cwd=top, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, timeout=timeout,
-        )
-        returncode: int | None = proc.returncode
-        stderr = proc.stderr.decode("utf-8", "replace").strip()
-    except subprocess.TimeoutExpired:
-        returncode, stderr = None, ""
+    run = run_child(_CHILD, [listing, str(MAX_VALUE_STEPS)], env, top, timeout, log_dir=top)
+    returncode, stderr = run.returncode, run.stderr.strip()
     answers: dict[str, BPContents] = {}
     started: str | None = None
-    with open(log, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if "fatal" in event:
-                return answers, None, str(event["fatal"])
-            if "start" in event:
-                started = event["start"]
-            elif "key" in event:
-                started = None
-                answers[event["key"]] = _contents(event)
+    for event in run.events:
+        if "fatal" in event:
+            return answers, None, str(event["fatal"])
+        if "start" in event:
+            started = event["start"]
+        elif "key" in event:
+            started = None
+            answers[event["key"]] = _contents(event)
     if started is not None or (returncode not in (0, None) and len(answers) < len(jobs)):
         if returncode is None:
             how = f"no answer within {timeout:.0f} s"
         elif returncode < 0:
-            try:
-                how = signal.Signals(-returncode).name
-            except ValueError:
-                how = f"signal {-returncode}"
+            how = signal_name(-returncode)
         else:
             how = (stderr.splitlines() or [f"exit status {returncode}"])[-1][:200]
         victim = started if started is not None else next(k for k, _ in jobs if k not in answers)
