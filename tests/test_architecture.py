@@ -16,8 +16,9 @@ FORK_ALLOWED = {"extract/parallel.py"}
 """Only this module forks (worker processes reading many paths for camp add and status)."""
 
 CLI_MAY_IMPORT = ("campaignvcs.porcelain", "campaignvcs.errors", "campaignvcs.cli", "campaignvcs.extract",
-                  "campaignvcs")
-"""The cli layer talks to porcelain (plus error types and the kind names for --kind)."""
+                  "campaignvcs.formats", "campaignvcs")
+"""The cli layer talks to porcelain (plus error types, the kind names for --kind, and how sizes and
+times read, shared with the web catalog)."""
 
 
 def modules():

@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
+from campaignvcs.formats import format_ns as format_ns  # re-exported: what every command prints
+from campaignvcs.formats import format_size as format_size
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -40,23 +43,6 @@ def format_time(seconds: int, offset: int = 0) -> str:
     """A commit date the way git prints it."""
     tz = datetime.timezone(datetime.timedelta(seconds=offset))
     return datetime.datetime.fromtimestamp(seconds, tz).strftime("%a %b %d %H:%M:%S %Y %z")
-
-
-def format_ns(ns: int) -> str:
-    """An ISO timestamp for nanoseconds since the epoch (``-`` for 0)."""
-    if not ns:
-        return "-"
-    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_size(n: int) -> str:
-    """Bytes in a short human form."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def echo_warning(message: str) -> None:

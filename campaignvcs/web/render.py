@@ -14,6 +14,8 @@ from typing import Any
 
 import jinja2
 
+from campaignvcs.formats import format_ns, format_size
+
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "list.js": "text/javascript; charset=utf-8"}
 """The only files below ``static/``, with their content types."""
 
@@ -24,25 +26,6 @@ IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "g
 CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
 """Content-Security-Policy of every page: no inline script or style, nothing from elsewhere."""
-
-
-def format_size(n: int | None) -> str:
-    """``11.9 KiB``."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def format_ns(ns: int | None) -> str:
-    """Nanoseconds since the epoch as UTC ISO time (``-`` for none)."""
-    if not ns:
-        return "-"
-    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_commit_time(seconds: int, offset: int = 0) -> str:
