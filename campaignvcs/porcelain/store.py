@@ -10,11 +10,13 @@ campaign, it fetches that campaign's history instead and rebuilds its archive lo
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ContextManager
 
 from campaignvcs.aca.read import read_provenance
 from campaignvcs.config import load_user_config
@@ -143,17 +145,18 @@ def store_pull(remote: str, pattern: str | None = None, repo: str | None = None,
     env = environ(env)
     cwd = cwd or os.getcwd()
     store = store_path(env)
-    url = _remote_url(remote, repo, cwd, env)
-    own = _own_archive(remote, repo, cwd, env, pattern)
     rebuilt: list[str] = []
     received = 0
-    if own is not None:
-        received, name = _rebuild_from_history(remote, own, store, env, progress)
-        rebuilt.append(name)
+    with _campaign_here(repo, cwd, env) as camp:  # opened once: the fetch and the build use it too
+        url = _remote_url(remote, camp)
+        own = _own_archive(remote, camp, pattern)
+        if camp is not None and own is not None:
+            received, name = _rebuild_from_history(remote, camp, own, store, env, progress)
+            rebuilt.append(name)
     with Rclone(env) as rclone:
         found = [(rel, size) for rel, size in rclone.find_files(url, ACA_SUFFIX)
                  if ".camp/" not in rel and (pattern is None or _matches(rel[: -len(ACA_SUFFIX)], pattern))
-                 and not (own is not None and rel == own[1])]
+                 and rel != own]
         if not found and not rebuilt:
             what = f" matching {pattern!r}" if pattern else ""
             raise CampError(f"no archives{what} at {redact(url)}")
@@ -171,47 +174,44 @@ def store_pull(remote: str, pattern: str | None = None, repo: str | None = None,
                            total + received, rebuilt)
 
 
-def _own_archive(remote: str, repo: str | None, cwd: str, env: Mapping[str, str],
-                 pattern: str | None) -> tuple[str, str] | None:
-    """(repository root, archive path on the remote) when ``remote`` is a remote of the campaign here."""
+def _campaign_here(repo: str | None, cwd: str, env: Mapping[str, str]) -> ContextManager[CampaignRepo | None]:
+    """The campaign ``repo`` names or the folder is in; None outside one (a reader who never edits)."""
     try:
-        with open_repo(repo, cwd, env) as camp:
-            head = camp.head()
-            if remote not in remote_urls(camp) or head is None:
-                return None
-            name = camp.campaign(head).name
-            root = camp.root
+        return open_repo(repo, cwd, env)
     except CampError:
+        if repo is not None:
+            raise
+        return contextlib.nullcontext(None)
+
+
+def _own_archive(remote: str, camp: CampaignRepo | None, pattern: str | None) -> str | None:
+    """The archive's path on the remote when ``remote`` is a remote of the campaign here (with commits)."""
+    head = camp.head() if camp is not None else None
+    if camp is None or head is None or remote not in remote_urls(camp):
         return None
+    name = camp.campaign(head).name
     if pattern is not None and not _matches(name, pattern):
         return None
-    return root, name + ACA_SUFFIX
+    return name + ACA_SUFFIX
 
 
-def _rebuild_from_history(remote: str, own: tuple[str, str], store: str, env: Mapping[str, str],
+def _rebuild_from_history(remote: str, camp: CampaignRepo, rel: str, store: str, env: Mapping[str, str],
                           progress: Progress | None) -> tuple[int, str]:
     """Fetch ``remote``'s history and build its commit into the store; (bytes received, archive name)."""
     from campaignvcs.porcelain.archive import build
     from campaignvcs.porcelain.sync import fetch
 
-    root, rel = own
-    fetched = fetch(remote, repo=root, env=env, progress=progress)
+    fetched = fetch(remote, repo=camp, env=env, progress=progress)
     if fetched.new is None:
         raise CampError(f"nothing pushed to {remote} yet: no history to build its archive from")
-    build(rev=fetched.new, output=os.path.join(store, rel), repo=root, cwd=root, env=env, hooks=False,
+    build(rev=fetched.new, output=os.path.join(store, rel), repo=camp, cwd=camp.root, env=env, hooks=False,
           elsewhere_if_taken=True)
     return fetched.bytes_received, rel[: -len(ACA_SUFFIX)]
 
 
-def _remote_url(remote: str, repo: str | None, cwd: str, env: Mapping[str, str]) -> str:
+def _remote_url(remote: str, camp: CampaignRepo | None) -> str:
     """A remote name of the campaign here (if there is one) → its URL; anything else is an rclone path."""
-    try:
-        with open_repo(repo, cwd, env) as camp:
-            url = remote_urls(camp).get(remote)
-    except CampError:
-        if repo is not None:
-            raise
-        url = None
+    url = remote_urls(camp).get(remote) if camp is not None else None
     if url is not None:
         return url
     if remote.startswith("-"):

@@ -207,7 +207,7 @@ class FetchResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def fetch(remote: str | None = None, repo: str | None = None, cwd: str | None = None,
+def fetch(remote: str | None = None, repo: str | CampaignRepo | None = None, cwd: str | None = None,
           env: Mapping[str, str] | None = None, progress: Progress | None = None) -> FetchResult:
     """Download what the remote has and this clone lacks; record its branch as ``<remote>/main``."""
     env = environ(env)
