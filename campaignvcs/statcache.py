@@ -142,13 +142,11 @@ def _probed(rows: Iterable[tuple]) -> Iterator[tuple]:
     iterator = iter(rows)
     first = list(itertools.islice(iterator, STAT_BATCH))
     started = time.perf_counter()
-    yield from _probe_batch(first)
-    if (time.perf_counter() - started) <= SLOW_STAT_SECONDS * max(1, len(first)):
-        for row in iterator:
-            try:
-                yield (*row, probe("ADIOS" if row[2] else "", row[1]))
-            except OSError:
-                yield (*row, None)
+    done = list(_probe_rows(first))
+    slow = time.perf_counter() - started > SLOW_STAT_SECONDS * max(1, len(first))
+    yield from done
+    if not slow:
+        yield from _probe_rows(iterator)
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -159,20 +157,18 @@ def _probed(rows: Iterable[tuple]) -> Iterator[tuple]:
                 batch = list(itertools.islice(iterator, STAT_BATCH))
                 if not batch:
                     break
-                pending.append(pool.submit(_probe_batch, batch))
+                pending.append(pool.submit(list, _probe_rows(batch)))  # the stats run in the worker
             if not pending:
                 return
             yield from pending.popleft().result()
 
 
-def _probe_batch(batch: Iterable[tuple]) -> list[tuple]:
-    out = []
-    for row in batch:
+def _probe_rows(rows: Iterable[tuple]) -> Iterator[tuple]:
+    for row in rows:
         try:
-            out.append((*row, probe("ADIOS" if row[2] else "", row[1])))
+            yield (*row, probe("ADIOS" if row[2] else "", row[1]))
         except OSError:
-            out.append((*row, None))
-    return out
+            yield (*row, None)
 
 
 def signature_of(probed: Sequence[Sequence[int] | None]) -> int | None:
