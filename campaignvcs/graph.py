@@ -7,8 +7,7 @@ these questions of the local repository; none of them is remote-specific.
 
 from __future__ import annotations
 
-from campaignvcs.errors import CampError
-from campaignvcs.gitobjects import TREE_MODE, Entry, tree_items
+from campaignvcs.gitobjects import TREE_MODE
 from campaignvcs.repo import CampaignRepo
 
 
@@ -109,8 +108,8 @@ def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[b
         return
     sent.add(tree)
     out.append(tree)
-    old_entries = [_entries(camp, o) for o in olds]
-    for name, (mode, oid) in sorted(_entries(camp, tree).items()):
+    old_entries = [camp.objects.read_tree(o) for o in olds]
+    for name, (mode, oid) in sorted(camp.objects.read_tree(tree).items()):
         prev = [e[name] for e in old_entries if name in e]
         if any(p[1] == oid for p in prev):
             continue
@@ -119,11 +118,3 @@ def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[b
         elif oid not in sent:
             sent.add(oid)
             out.append(oid)
-
-
-def _entries(camp: CampaignRepo, tree: bytes) -> dict[bytes, Entry]:
-    """A tree's entries, parsed afresh (not kept in the repository's cache)."""
-    kind, data = camp.read_raw(tree)
-    if kind != b"tree":
-        raise CampError(f"object {tree.decode()} is not a tree")
-    return tree_items(data)

@@ -163,11 +163,15 @@ class ObjectStore:
         """Entry name → (mode, hex id) of a tree, cached for the life of the store (trees are immutable)."""
         entries = self._trees.get(oid)
         if entries is None:
-            kind, data = self.read_raw(oid)
-            if kind != b"tree":
-                raise CampError(f"object {oid.decode()} is not a tree")
-            entries = self._trees[oid] = tree_items(data)
+            entries = self._trees[oid] = self.read_tree(oid)
         return entries
+
+    def read_tree(self, oid: bytes) -> dict[bytes, Entry]:
+        """A tree's entries parsed afresh, not kept: for walks over every folder of a campaign."""
+        kind, data = self.read_raw(oid)
+        if kind != b"tree":
+            raise CampError(f"object {oid.decode()} is not a tree")
+        return tree_items(data)
 
     def read_commit(self, oid: bytes) -> Commit | None:
         """A commit (cached), or None when ``oid`` is another kind of object."""
