@@ -51,13 +51,15 @@ class Transaction:
         """Stage a manifest file at ``path`` (None: remove it)."""
         self.stage(path, None if data is None else (BLOB_MODE, self.repo.add_blob(data)))
 
-    def stage_dataset(self, dataset: Dataset) -> bytes:
+    def stage_dataset(self, dataset: Dataset, tree_id: bytes | None = None) -> bytes:
         """Stage a dataset folder: manifest plus every embedded object it references; returns its tree id.
 
-        The embedded objects were queued (``add_blob``) or stored before.
+        The embedded objects were queued (``add_blob``) or stored before; ``tree_id``: the
+        dataset's tree, queued already (``repo.dataset_tree``).
         """
         repo = self.repo
-        tree_id = repo.dataset_tree(dataset)
+        if tree_id is None:
+            tree_id = repo.dataset_tree(dataset)
         self.stage(repo.dataset_dir(dataset.name), (TREE_MODE, tree_id))
         return tree_id
 

@@ -164,3 +164,58 @@ def test_the_pack_camp_writes_is_one_stock_git_reads(camp, tmp_path, many):
         for ds in repo.datasets(repo.tree_of(repo.head())):
             for f in ds.replicas[0].files:
                 assert git("cat-file", "blob", f.blob).stdout == repo.read_blob(f.blob.encode())
+
+
+def test_streamed_results_come_in_order_while_the_consumer_works():
+    from campaignvcs.extract.parallel import imap_in_order
+
+    parent = os.getpid()
+    seen = []
+    for i, pid in imap_in_order(lambda i: (i, os.getpid()), list(range(100)), 2):
+        seen.append((i, pid))
+        time.sleep(0.0005)  # the consumer's own work per result
+    assert [i for i, _ in seen] == list(range(100))
+    assert parent not in {pid for _, pid in seen}  # once workers run, they compute every item
+
+
+def test_streamed_error_is_the_first_failing_item_in_order():
+    from campaignvcs.extract.parallel import imap_in_order
+
+    def work(i):
+        if i in (7, 12):
+            raise ValueError(f"item {i}")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="^item 7$"):
+        for value in imap_in_order(work, list(range(40)), 3):
+            got.append(value)
+    assert got == list(range(7))
+
+
+def test_a_streaming_worker_that_dies_has_its_items_done_here():
+    from campaignvcs.extract.parallel import imap_in_order
+
+    parent = os.getpid()
+
+    def work(i):
+        if os.getpid() != parent and i >= 20:
+            os._exit(3)  # killed mid-way, after sending some results
+        return i * i
+
+    assert list(imap_in_order(work, list(range(60)), 2)) == [i * i for i in range(60)]
+
+
+def test_closing_the_stream_early_stops_its_workers():
+    from campaignvcs.extract.parallel import imap_in_order
+
+    def work(i):
+        time.sleep(0.01)
+        return os.getpid()
+
+    stream = imap_in_order(work, list(range(400)), 2)
+    workers = {next(stream), next(stream)}
+    stream.close()
+    for pid in workers:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already reaped: nothing left running

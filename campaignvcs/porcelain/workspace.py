@@ -5,31 +5,27 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from campaignvcs import layout, provenance
 from campaignvcs.errors import BadInput, NothingToCommit, UsageError
-from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
-from campaignvcs.model import BlobId, Campaign, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
+from campaignvcs.extract import Options, Payload, extract
+from campaignvcs.model import Campaign, HostName
 from campaignvcs.porcelain.changes import renamed_from, replica_change
 from campaignvcs.porcelain.common import (
     environ,
     identity,
     local_host,
-    long_host_name,
     open_repo,
     resolve_host,
 )
 from campaignvcs.porcelain.sharded import add_to_shard
+from campaignvcs.porcelain.staging import AddResult, Progress, Source, read_sources, stage_sources
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.shards import gather, pending, remove
-from campaignvcs.statcache import signature_of
 from campaignvcs.tempfiles import hostname
 from campaignvcs.transaction import Transaction
-
-Progress = Callable[[int, int], None]
-
 
 
 def init(path: str, name: str, host: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -62,30 +58,6 @@ def resolve_host_name(host: str) -> str:
     return host
 
 
-@dataclass(frozen=True)
-class AddResult:
-    """What ``camp add`` did with one path: ``added``, ``updated``, ``replica added`` or ``unchanged``."""
-
-    name: str
-    kind: str
-    action: str
-    path: str
-    host: str
-
-
-@dataclass(frozen=True)
-class Source:
-    """One path read for ``camp add``: the dataset name it goes to and what its extractor found."""
-
-    shown: str
-    name: DatasetName
-    directory: str
-    path: str
-    extracted: Extracted
-    named: bool = False
-    """The name was given (--name): the dataset is that one even if the file is recorded under another."""
-
-
 def _unstable_name(name: str) -> bool:
     """A default name that changes with the folder camp add runs in (absolute, or with ``..``)."""
     return name.startswith("/") or ".." in name.split("/")
@@ -110,7 +82,8 @@ def add(
 ) -> AddOutcome:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
-    Every path is read before anything is staged: one bad path stages nothing. ``encrypt``
+    Paths are read under the lock, streamed into staging (:mod:`campaignvcs.porcelain.staging`);
+    one bad path stages nothing. ``encrypt``
     (from :mod:`campaignvcs.keys`) turns a payload into (stored bytes, checksum) for keyed
     replicas. With ``message``, the staged changes are committed under the same lock
     (one process instead of two: what a batch job's epilog wants). Hooks: ``pre-add``
@@ -132,20 +105,26 @@ def add(
     with open_repo(repo, cwd, env) as camp:
         host_name = HostName(resolve_host(camp, host, env))
         options = Options(store=store, thumbnail=thumbnail, kind=kind)
+        processes = _processes(env)
         started = time.time_ns()  # before any file is read: what changes after it is seen as racy
-        sources = _read_sources(paths, name, cwd, options, progress, _processes(env), os.path.realpath(camp.root))
-        if shard_staging or (shard_staging is None and (env.get("SLURM_JOB_ID") or (meta and message is None))):
-            return _add_to_shard(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], name,
-                                 host_name, sources, (encrypt, key_id), started, meta or {}, message)
-        committed = None
-        with camp.transaction() as tx:
-            if _installed(camp, "pre-add"):
-                from campaignvcs.porcelain.hooks import pre_add_hook
+        # Read lazily: staging consumes each source as worker processes read the next ones.
+        sources = read_sources(paths, name, cwd, options, progress, processes, os.path.realpath(camp.root))
+        try:
+            if shard_staging or (shard_staging is None and (env.get("SLURM_JOB_ID") or (meta and message is None))):
+                return _add_to_shard(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], name,
+                                     host_name, sources, (encrypt, key_id), started, meta or {}, message)
+            committed = None
+            with camp.transaction() as tx:
+                if _installed(camp, "pre-add"):
+                    from campaignvcs.porcelain.hooks import pre_add_hook
 
-                pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
-            results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
-            if message is not None and camp.staged_changes():
-                committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message), meta=meta)
+                    pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
+                results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
+                if message is not None and camp.staged_changes():
+                    committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message),
+                                              meta=meta)
+        finally:
+            sources.close()  # stops worker processes still reading when staging failed
         warnings = _name_warnings(results, name)
         if encrypt is not None:
             from campaignvcs.aca.check import encrypted_add_warnings
@@ -164,7 +143,7 @@ def _name_warnings(results: list[AddResult], name: str | None) -> list[str]:
 
 
 def _add_to_shard(camp: CampaignRepo, env: Mapping[str, str], full_paths: list[str], name: str | None,
-                  host: HostName, sources: list[Source],
+                  host: HostName, sources: Iterable[Source],
                   key: tuple[Callable[[Payload], tuple[bytes, str]] | None, str], started: int,
                   meta: Mapping[str, str], message: str | None) -> AddOutcome:
     """``camp add`` into a shard of its own (no lock: never waits, never refused); ``message``: then commit."""
@@ -208,38 +187,6 @@ def _post_commit(camp: CampaignRepo, env: Mapping[str, str], commit: str) -> lis
     return post_hook(camp, "post-commit", env, commit=commit)
 
 
-def _read_sources(
-    paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None,
-    processes: int | None = None, root: str | None = None,
-) -> list[Source]:
-    """Read every path before anything is staged.
-
-    ``root``: the campaign folder (real path); a dataset below it is named by its path
-    from there, whatever folder camp add runs in (like git's paths).
-
-    Many paths are read by forked worker processes (threads were measured slower: the
-    GIL), with the same results and the same first error as one process would give.
-    ``processes``: None chooses (see :mod:`campaignvcs.extract.parallel`), 1 never forks.
-    """
-    if len(paths) == 1:
-        sources = [_read_source(paths[0], name, cwd, options, root=root)]
-        if progress:
-            progress(1, 1)
-        return sources
-    from campaignvcs.extract.parallel import map_in_order
-
-    real: dict[str, str] = {}  # one realpath per folder, not per dataset (it lstats every component)
-
-    def realpath(folder: str) -> str:
-        found = real.get(folder)
-        if found is None:
-            found = real[folder] = os.path.realpath(folder)
-        return found
-
-    return map_in_order(lambda given: _read_source(given, name, cwd, options, realpath, root), paths, processes,
-                        progress)
-
-
 def _processes(env: Mapping[str, str]) -> int | None:
     """``CAMP_JOBS``: how many processes read datasets (1: only this one); unset: camp chooses."""
     value = env.get("CAMP_JOBS", "").strip()
@@ -248,148 +195,6 @@ def _processes(env: Mapping[str, str]) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise BadInput(f"invalid CAMP_JOBS: {value!r} (a number of processes, 1 for no worker processes)")
     return int(value)
-
-
-def _read_source(given: str, name: str | None, cwd: str, options: Options,
-                 realpath: Callable[[str], str] = os.path.realpath, root: str | None = None) -> Source:
-    if not given or "\0" in given:
-        raise BadInput(f"invalid path: {given!r}")
-    shown = os.path.normpath(given)
-    full = os.path.join(cwd, given)
-    kind = detect(full, options.kind)
-    extracted = extract(full, kind, options)
-    if os.path.isabs(given):
-        # ADIOS2 reads dir + "/" + path: record the real folder and the base name.
-        directory, path = realpath(os.path.dirname(shown)), os.path.basename(shown)
-    else:
-        directory, path = realpath(cwd), shown
-    default = shown
-    if root is not None:
-        below = os.path.relpath(os.path.normpath(os.path.join(directory, path)), root)
-        if below != "." and below != ".." and not below.startswith("../"):
-            default = below
-    ds_name = DatasetName(name if name is not None else default)
-    if not ds_name or "\0" in ds_name:
-        raise BadInput(f"invalid dataset name: {ds_name!r}")
-    return Source(given, ds_name, directory, path, extracted, name is not None)
-
-
-def stage_sources(
-    tx: Transaction,
-    sources: list[Source],
-    host: HostName,
-    encrypt: Callable[[Payload], tuple[bytes, str]] | None,
-    key_id: str,
-    read_at: int | None = None,
-) -> list[AddResult]:
-    """Stage what was read; ``read_at`` (ns): when reading began, for sources read from this disk.
-
-    Those replicas' signatures go into the stat cache with their content digest, so
-    ``camp status`` can tell a later change from what was read (see statcache).
-    """
-    camp, cache = tx.repo, tx.cache
-    results: list[AddResult] = []
-    fresh: dict[tuple[str, str], tuple[str, int | None]] = {}
-    recorded = cache.datasets_at(host, {_location(src.directory, src.path) for src in sources if not src.named})
-    sources = [_recorded_as(recorded.get(_location(src.directory, src.path), []), src) for src in sources]
-    pending: dict[str, Dataset] = {}
-    originals: dict[str, Dataset | None] = {}
-    for src in sources:
-        if src.name not in pending:
-            originals[src.name] = camp.dataset(src.name)
-        before = pending.get(src.name) or originals[src.name]
-        if before is not None and before.live and before.kind != src.extracted.kind:
-            raise BadInput(f"{src.shown}: dataset {src.name} is {before.kind}, this path is {src.extracted.kind}")
-        if before is None or not before.live:
-            dataset = Dataset(
-                name=src.name,
-                uuid=before.uuid if before is not None else uuid.uuid4().hex,
-                kind=src.extracted.kind,
-                modtime=src.extracted.modtime,
-                replicas=before.replicas if before else (),
-            )
-            action = "added"
-        else:
-            dataset = before
-            action = "updated"
-        had_replica = {r.location for r in dataset.replicas if r.live}
-        directory, path = _same_file_as(dataset, host, src.directory, src.path)
-        for extracted in src.extracted.replicas:
-            rel = path if extracted.role == "main" else "thumbnails/" + path
-            files = []
-            for p in extracted.payloads:
-                if encrypt and not p.compression:
-                    # ADIOS2 copies an uncompressed keyed object at its sealed length: compress it.
-                    p = compressed_payload(p.name, p.data, p.modtime)
-                data, checksum = encrypt(p) if encrypt else (p.data, p.checksum)
-                blob = camp.add_blob(data, dense=bool(encrypt) or p.compression != 0)
-                files.append(
-                    EmbeddedFile(p.name, BlobId(blob.decode()), p.compression, p.lenorig, p.lencompressed, p.modtime,
-                                 checksum)
-                )
-            replica = Replica(
-                host=host,
-                dir=directory,
-                path=rel,
-                size=extracted.size,
-                mtime=extracted.mtime,
-                checksum="" if encrypt else extracted.checksum,  # a plaintext SHA-1 reveals equal data
-                key=key_id,
-                resolution=extracted.resolution,
-                files=tuple(files),
-            )
-            if action == "updated" and replica.location not in had_replica and extracted.role == "main":
-                action = "replica added"
-            if extracted.role == "main":
-                fresh[(host, _location(directory, rel))] = (
-                    extracted.checksum, signature_of(extracted.probe))
-            dataset = dataset.with_replica(replica)
-        if pending.get(src.name, before) == dataset:
-            action = "unchanged"
-        pending[src.name] = dataset
-        results.append(AddResult(src.name, dataset.kind, action, src.shown, host))
-    changed = [ds for n, ds in pending.items() if ds != originals[n]]
-    for ds in changed:
-        tx.stage_dataset(ds)
-    if changed and camp.current(layout.host_path(host)) is None:
-        tx.stage_json(layout.host_path(host), Host(host, long_host_name(), "", time.time_ns()).dumps())
-    if changed:
-        cache.update(changed, fresh=fresh if read_at is not None else None, stamp=read_at or 0)
-    return results
-
-
-def _same_file_as(dataset: Dataset, host: str, directory: str, path: str) -> tuple[str, str]:
-    """(dir, path) of the dataset's live replica that is this very file on ``host``, else as given.
-
-    ``x.bp`` added from ``run`` and ``run/x.bp`` added from its parent are one replica: the
-    one recorded first keeps its spelling, so a re-add updates it instead of adding a copy.
-    """
-    target = _location(directory, path)
-    for r in dataset.replicas:
-        if (r.live and r.host == host and r.archive is None and not r.path.startswith("thumbnails/")
-                and _location(r.dir, r.path) == target):
-            return r.dir, r.path
-    return directory, path
-
-
-def _location(directory: str, path: str) -> str:
-    """A replica's file as the stat cache keys it (absolute, normalised)."""
-    return os.path.normpath(os.path.join(directory, path))
-
-
-def _recorded_as(found: list[str], src: Source) -> Source:
-    """``src`` under the name of the dataset that already records this file (``found``: those that do).
-
-    One file is one dataset: adding ``run/x.bp`` after ``x.bp`` from inside ``run`` updates
-    the dataset recorded first. With ``--name`` the given name stands; a file recorded
-    by several datasets (each named with ``--name``) needs ``--name`` to say which.
-    """
-    if src.named or not found or src.name in found:
-        return src
-    if len(found) > 1:
-        raise BadInput(f"{src.shown} is recorded by datasets {', '.join(sorted(found))}: "
-                       "give --name NAME to say which one to update")
-    return Source(src.shown, DatasetName(found[0]), src.directory, src.path, src.extracted, src.named)
 
 
 @dataclass(frozen=True)
