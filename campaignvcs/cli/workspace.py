@@ -9,7 +9,6 @@ import click
 
 from campaignvcs import porcelain
 from campaignvcs.cli import Env, pass_env
-from campaignvcs.cli.keys import ask_password
 from campaignvcs.cli.output import Painter, color_enabled, echo_json, echo_warnings, format_size, json_option, plural
 from campaignvcs.errors import CampError, UsageError
 from campaignvcs.extract import KIND_CHOICES
@@ -91,6 +90,8 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
         return
     if directory is not None or when is not None or fetch_metadata:
         raise UsageError("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
+    if keyfile:
+        from campaignvcs.cli.keys import ask_password
     encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
     outcome = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,

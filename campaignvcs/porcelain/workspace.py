@@ -20,10 +20,8 @@ from campaignvcs.porcelain.common import (
     open_repo,
     resolve_host,
 )
-from campaignvcs.porcelain.sharded import add_to_shard
 from campaignvcs.porcelain.staging import AddResult, Progress, Source, read_sources, stage_sources
 from campaignvcs.repo import CampaignRepo
-from campaignvcs.shards import gather, pending, remove
 from campaignvcs.tempfiles import hostname
 from campaignvcs.transaction import Transaction
 
@@ -151,6 +149,8 @@ def _add_to_shard(camp: CampaignRepo, env: Mapping[str, str], full_paths: list[s
         from campaignvcs.porcelain.hooks import pre_add_hook
 
         pre_add_hook(camp, env, full_paths, host)
+    from campaignvcs.porcelain.sharded import add_to_shard  # here: shards weigh on every add's start-up
+
     done = add_to_shard(camp, env, meta, lambda tx: stage_sources(tx, sources, host, key[0], key[1], read_at=started),
                         message, lambda tx: commit_staged(tx, message or "", env,
                                                           before=lambda: _pre_commit(camp, env, message or "")))
@@ -231,6 +231,8 @@ class Status:
 
 def status(repo: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Status:
     """What ``camp commit`` would record, and which local replicas no longer match their record."""
+    from campaignvcs.shards import pending  # here, not at the top: a plain add does not load shards
+
     env = environ(env)
     with open_repo(repo, cwd, env) as camp:
         head = camp.head()
@@ -374,6 +376,8 @@ def commit_staged(tx: Transaction, message: str, env: Mapping[str, str],
     The message gets provenance trailers: this process's (Slurm, ``meta``) for what was
     staged here, each shard's for what it recorded (see :mod:`campaignvcs.provenance`).
     """
+    from campaignvcs.shards import gather, remove  # here, not at the top: a plain add does not load shards
+
     camp = tx.repo
     own = provenance.from_environment(env, hostname(), meta)
     mine = [n for n in map(layout.dataset_name_of, camp.staged_changes()) if n is not None] if own else []
