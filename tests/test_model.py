@@ -66,6 +66,38 @@ def test_canonical_writer_equals_json_indent_1_sorted(obj):
     assert dumps(obj) == (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
 
+# Dataset.dumps writes its manifest without the generic writer: the bytes must stay json's.
+# Names with quotes, backslashes, control characters and non-ASCII; any int, however big or
+# negative; empty and full lists.
+tricky = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('"\\\n\t\x00\x1f\u2028é✓😀'), max_size=12)
+anyint = st.integers() | st.sampled_from([0, -1, 2**63, 2**64 + 1, -(2**70)])
+tricky_files = st.builds(EmbeddedFile, name=tricky, blob=tricky.map(BlobId), compression=anyint, lenorig=anyint,
+                         lencompressed=anyint, modtime=anyint, checksum=tricky)
+tricky_replicas = st.builds(
+    Replica, host=tricky.map(HostName), dir=tricky, path=tricky, size=anyint, mtime=anyint, checksum=tricky,
+    archive=st.none() | tricky, deltime=anyint, key=tricky,
+    resolution=st.none() | st.just(()) | st.tuples(anyint, anyint),
+    accuracy=st.none() | st.tuples(st.floats(allow_nan=False, allow_infinity=False), st.floats(allow_nan=False,
+                                   allow_infinity=False), anyint),
+    files=st.lists(tricky_files, max_size=3).map(tuple),
+    tarindex=st.lists(st.builds(TarMember, tricky, anyint, anyint, anyint), max_size=2).map(tuple))
+tricky_datasets = st.builds(Dataset, name=tricky.map(DatasetName), uuid=tricky, kind=tricky, modtime=anyint,
+                            deltime=anyint, replicas=st.lists(tricky_replicas, max_size=3).map(tuple))
+
+
+@given(tricky_datasets)
+@settings(max_examples=300, deadline=None)
+def test_dataset_manifest_is_json_indent_1_sorted(ds):
+    assert ds.dumps() == (json.dumps(ds.to_dict(), sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def test_dataset_fields_of_other_types_are_written_as_json_writes_them():
+    rep = Replica(HostName("h"), "/d", "p", True, 1.5, archive="", resolution=(1, 2),  # type: ignore[arg-type]
+                  files=(EmbeddedFile("f", BlobId("b"), False, 1, 1, 1, "c"),))  # type: ignore[arg-type]
+    ds = Dataset(DatasetName("x"), "u", "ADIOS", 2**80, 0, (rep,))
+    assert ds.dumps() == (json.dumps(ds.to_dict(), sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
 @given(st.text(min_size=0, max_size=60))
 @settings(max_examples=200)
 def test_tree_names_are_safe_and_reversible(name):

@@ -68,9 +68,9 @@ def extract(path: str) -> Extracted:
     else:
         mmd0 = b""
         check_bp4(path, index, md0)
-    meta = _metadata(version, index, md0, mmd0)
-    payloads.append(compressed_payload("metadata", meta, mtime))
-    checksum = hashlib.sha1(meta).hexdigest()
+    metadata = compressed_payload("metadata", _metadata(version, index, md0, mmd0), mtime)
+    payloads.append(metadata)
+    checksum = metadata.checksum  # the replica's checksum is the metadata object's: hashed once
     profiling = top.get("profiling.json")
     if profiling is not None and stat.S_ISREG(profiling.st_mode):
         data = read_file(os.path.join(path, "profiling.json"), profiling.st_size)
@@ -83,8 +83,8 @@ def extract(path: str) -> Extracted:
 def _metadata(version: int, index: bytes, md0: bytes, mmd0: bytes) -> bytes:
     """The ``metadata`` object ADIOS2's ``get_metadata()`` returns (BP5 or BP4)."""
     if version == 5:
-        return b"BP5     " + struct.pack("<QQQ", len(md0), len(mmd0), len(index)) + md0 + mmd0 + index
-    return b"BP4     " + struct.pack("<QQ", len(md0), len(index)) + md0 + index
+        return b"".join((b"BP5     ", struct.pack("<QQQ", len(md0), len(mmd0), len(index)), md0, mmd0, index))
+    return b"".join((b"BP4     ", struct.pack("<QQ", len(md0), len(index)), md0, index))
 
 
 def checksum(path: str) -> str:

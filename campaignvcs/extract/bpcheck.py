@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from campaignvcs.errors import UnreadableDataset
 from campaignvcs.extract.ffs import ID_LENGTHS, Format, FormatError, check_format
@@ -85,6 +85,11 @@ def check_bp5(path: str, index: bytes, md0: bytes, mmd0: bytes, data: Mapping[in
         ) from None
 
 
+_U64 = {o: struct.Struct(o + "Q").unpack_from for o in "<>"}
+_U64X2 = {o: struct.Struct(o + "QQ").unpack_from for o in "<>"}
+_U64X3 = {o: struct.Struct(o + "QQQ").unpack_from for o in "<>"}
+
+
 def _check_bp5(index: bytes, md0: bytes, mmd0: bytes, data: Mapping[int, int] | None) -> None:
     order_flag, minor, active, major_order, flatten = index[36], index[38], index[39], index[40], index[41]
     if order_flag > 1:
@@ -94,13 +99,13 @@ def _check_bp5(index: bytes, md0: bytes, mmd0: bytes, data: Mapping[int, int] | 
     if active > 1 or flatten > 1 or major_order not in b"yn":
         raise _Damaged("md.idx", "header flags are not 0/1 and 'y'/'n'")
     order = "<" if order_flag == 0 else ">"
-    u64 = struct.Struct(order + "Q").unpack_from
-    three = struct.Struct(order + "QQQ").unpack_from
+    u64, three = _U64[order], _U64X3[order]
     formats = _check_metametadata(mmd0, order)
-    end, pos, record, step, md_end = len(index), INDEX_HEADER_SIZE, 0, 0, 0
+    end, pos, record, step, md_end, md_size = len(index), INDEX_HEADER_SIZE, 0, 0, 0, len(md0)
     writers: tuple[int, ...] = ()
     beyond: list[tuple[int, int, int, int]] = []
     last: dict[int, int] = {}
+    extents = data is not None and not active  # an active writer may still be writing data
     while pos < end:
         length = u64(index, pos + 1)[0] if pos + 9 <= end else end
         body = pos + 9
@@ -109,22 +114,7 @@ def _check_bp5(index: bytes, md0: bytes, mmd0: bytes, data: Mapping[int, int] | 
                 break  # the writer is appending this record right now
             raise _Damaged("md.idx", f"record {record} at byte {pos} is cut off at byte {end}")
         kind = index[pos]
-        if kind == _WRITER_MAP:
-            count, aggregators, subfiles = three(index, body) if length >= 24 else (0, 0, 0)
-            if length != 8 * (3 + count) or not 0 < aggregators <= count or not 0 < subfiles <= count:
-                raise _Damaged(
-                    "md.idx",
-                    f"record {record} (writer map) is inconsistent: {length} bytes for "
-                    f"{count} writers, {aggregators} aggregators, {subfiles} subfiles",
-                )
-            writers = struct.unpack_from(f"{order}{count}Q", index, body + 24)
-            if max(writers) >= subfiles:
-                raise _Damaged(
-                    "md.idx", f"record {record} (writer map) names subfile {max(writers)} of {subfiles}"
-                )
-        elif kind == _STEP:
-            if not writers:
-                raise _Damaged("md.idx", f"record {record} (step {step}) comes before any writer map")
+        if kind == _STEP and writers:
             mpos, msize, flushes = three(index, body) if length >= 24 else (0, 0, -(1 << 62))
             if length != 8 * (3 + len(writers) * (2 * flushes + 1)):
                 raise _Damaged(
@@ -136,26 +126,52 @@ def _check_bp5(index: bytes, md0: bytes, mmd0: bytes, data: Mapping[int, int] | 
                 raise _Damaged(
                     "md.idx", f"step {step}'s metadata starts at byte {mpos} of md.0, not {md_end}"
                 )
-            if mpos + msize > len(md0):
-                stated = u64(md0, mpos)[0] + 8 if mpos + 8 <= len(md0) else msize
-                if mpos + stated <= len(md0):  # md.0 holds a whole step there: md.idx's length is wrong
+            if mpos + msize > md_size:
+                stated = u64(md0, mpos)[0] + 8 if mpos + 8 <= md_size else msize
+                if mpos + stated <= md_size:  # md.0 holds a whole step there: md.idx's length is wrong
                     raise _Damaged(
                         "md.idx", f"step {step}'s metadata is {msize} bytes in md.idx, {stated} in md.0"
                     )
-                raise _Damaged("md.0", f"step {step}'s metadata ends at byte {mpos + msize} of {len(md0)}")
+                raise _Damaged("md.0", f"step {step}'s metadata ends at byte {mpos + msize} of {md_size}")
             _check_step_metadata(md0, mpos, msize, len(writers), formats, order, step)
-            if data is not None and not active:  # an active writer may still be writing data
-                _check_data_extents(index, body + 24, writers, flushes, data, order, step, beyond)
-                for rank, subfile in enumerate(writers):  # where each subfile's last step ends
-                    last[subfile] = u64(index, body + 24 + 8 * ((rank + 1) * (2 * flushes + 1) - 1))[0]
+            if extents:
+                _check_data_extents(index, body + 24, writers, flushes, data or {}, order, step, beyond, last)
             md_end = mpos + msize
             step += 1
+        elif kind == _WRITER_MAP:
+            count, aggregators, subfiles = three(index, body) if length >= 24 else (0, 0, 0)
+            if length != 8 * (3 + count) or not 0 < aggregators <= count or not 0 < subfiles <= count:
+                raise _Damaged(
+                    "md.idx",
+                    f"record {record} (writer map) is inconsistent: {length} bytes for "
+                    f"{count} writers, {aggregators} aggregators, {subfiles} subfiles",
+                )
+            writers = _words(order, count)(index, body + 24)
+            if max(writers) >= subfiles:
+                raise _Damaged(
+                    "md.idx", f"record {record} (writer map) names subfile {max(writers)} of {subfiles}"
+                )
+        elif kind == _STEP:
+            raise _Damaged("md.idx", f"record {record} (step {step}) comes before any writer map")
         else:
             raise _Damaged("md.idx", f"record {record} at byte {pos} has unknown type {kind}")
         pos = body + length
         record += 1
     if beyond:
         raise _data_damage(beyond, last, data or {})
+
+
+_WORDS: dict[tuple[str, int], Callable[[bytes, int], tuple[int, ...]]] = {}
+
+
+def _words(order: str, count: int) -> Callable[[bytes, int], tuple[int, ...]]:
+    """``unpack_from`` of ``count`` u64 words (compiled once per count: steps of a dataset share them)."""
+    unpack = _WORDS.get((order, count))
+    if unpack is None:
+        if len(_WORDS) >= 256:
+            _WORDS.clear()
+        unpack = _WORDS[order, count] = struct.Struct(f"{order}{count}Q").unpack_from
+    return unpack
 
 
 def _check_step_metadata(
@@ -167,22 +183,16 @@ def _check_step_metadata(
         raise _Damaged(
             "md.idx", f"step {step}'s metadata is {size} bytes, less than the header of {writers} writers"
         )
-    total = struct.unpack_from(order + "Q", md0, pos)[0]
-    lengths = struct.unpack_from(f"{order}{2 * writers}Q", md0, pos + 8)
-    if total != head - 8 + sum(lengths):
-        raise _Damaged(
-            "md.0", f"step {step}'s header says {total} bytes, its blocks add up to {head - 8 + sum(lengths)}"
-        )
+    total, *lengths = _words(order, 1 + 2 * writers)(md0, pos)
+    blocks = head - 8 + sum(lengths)
+    if total != blocks:
+        raise _Damaged("md.0", f"step {step}'s header says {total} bytes, its blocks add up to {blocks}")
     if total + 8 != size:
         raise _Damaged("md.idx", f"step {step}'s metadata is {size} bytes in md.idx, {total + 8} in md.0")
     at = pos + head
     for i, length in enumerate(lengths):
         if length:
-            fmt = None
-            for id_length in ID_LENGTHS:
-                fmt = formats.get(md0[at : at + id_length])
-                if fmt is not None:
-                    break
+            fmt = formats.get(md0[at : at + 12]) or formats.get(md0[at : at + 8])  # the ID_LENGTHS
             if fmt is None:
                 what = "variable" if i < writers else "attribute"
                 raise _Damaged(
@@ -210,15 +220,16 @@ def _check_data_extents(
     order: str,
     step: int,
     beyond: list[tuple[int, int, int, int]],
+    last: dict[int, int],
 ) -> None:
     """Each writer's data of one step lies inside its data.N file.
 
     A step reaching past the end of its file is noted in ``beyond`` as (step, rank, subfile,
     end): whether data.N was cut or md.idx has a wrong offset is decided after the last
-    step (:func:`_data_damage`).
+    step (:func:`_data_damage`), from ``last``: where each subfile's last step ends, kept here.
     """
-    values = struct.unpack_from(f"{order}{len(writers) * (2 * flushes + 1)}Q", index, pos)
     per_writer = 2 * flushes + 1
+    values = _words(order, len(writers) * per_writer)(index, pos)
     for rank, subfile in enumerate(writers):
         size = data.get(subfile)
         if size is None:
@@ -226,9 +237,12 @@ def _check_data_extents(
                 f"data.{subfile}", f"missing, and md.idx says writer {rank} wrote step {step} to it"
             )
         first = rank * per_writer
-        end = values[first + per_writer - 1]
-        for f in range(flushes):
-            end = max(end, values[first + 2 * f] + values[first + 2 * f + 1])
+        end = last[subfile] = values[first + per_writer - 1]
+        if flushes == 1:
+            end = max(end, values[first] + values[first + 1])
+        else:
+            for f in range(first, first + 2 * flushes, 2):
+                end = max(end, values[f] + values[f + 1])
         if end > size:
             beyond.append((step, rank, subfile, end))
 
@@ -259,7 +273,7 @@ def _data_damage(
 def _check_metametadata(mmd0: bytes, order: str) -> dict[bytes, Format]:
     """Format ID → its :class:`~campaignvcs.extract.ffs.Format`, for every record of a well-formed mmd.0."""
     formats: dict[bytes, Format] = {}
-    two = struct.Struct(order + "QQ").unpack_from
+    two = _U64X2[order]
     end, pos, record = len(mmd0), 0, 0
     while pos < end:
         if pos + 16 > end:

@@ -16,6 +16,8 @@ checksum. Version-1 IDs (8 bytes, from a format server) carry neither.
 from __future__ import annotations
 
 import struct
+from math import prod
+from operator import add, itemgetter, le
 
 ID_LENGTHS = (12, 8)
 """FFS format ID lengths: version 2 (what ADIOS2 writes), version 1."""
@@ -77,6 +79,9 @@ class Format:
         "data_size_at",
         "words",
         "fast",
+        "layout",
+        "layouts_ok",
+        "records_ok",
     )
 
     def __init__(self, header: int, length_at: int, length_size: int, structs: list[_Struct] | None) -> None:
@@ -94,13 +99,31 @@ class Format:
         self.length_at = length_at
         self.header = header if variant else length_at + (-length_at & 7)
         self.words, self.fast = _fast_plan(self.plan, self.base, self.order)
+        # What the array checks of the fast plan read: the pointer and count words.
+        arrays = self.fast[0] if self.fast else []
+        self.layout = itemgetter(*{a[0] for a in arrays} | {a[1] for a in arrays}) if arrays else None
+        self.layouts_ok: set[tuple[int, object]] = set()
+        """(record length, pointer and count words) whose arrays were found inside the record: a
+        writer's variable blocks keep one layout from step to step and from dataset to dataset."""
+        self.records_ok: set[bytes] | None = set() if self.data_size_at < 0 and self.plan else None
+        """Whole records found well-formed, for formats without DataBlockSize (BP5's attribute
+        blocks): a code writes the same attributes into every dataset; variable blocks carry
+        min/max values and data offsets, which do not repeat."""
 
     def check(self, block: bytes, at: int, size: int) -> str:
-        """What is wrong with the record in ``block[at:at + size]``; '' when nothing is."""
+        """What is wrong with the record in ``block[at:at + size]``; '' when nothing is.
+
+        The answer depends on those bytes alone (DataBlockSize is read inside the record).
+        """
         if self.header > size:
             return f"is {size} bytes, shorter than its header"
         if self.plan is None:
             return ""  # a format this check cannot read: its ID matched, nothing more is known
+        memo = self.records_ok
+        if memo is not None:
+            record = block[at : at + size]
+            if record in memo:
+                return ""
         start = at + self.header
         length = (
             struct.unpack_from(self.length_code, block, at + self.length_at)[0]
@@ -115,8 +138,14 @@ class Format:
             else -1
         )
         if self.fast is not None:
-            return _walk_fast(self, block, start, start + length, total)
-        return _walk(self.plan, block, start, start, start + length, self.base, self.order, total)
+            problem = _walk_fast(self, block, start, start + length, total)
+        else:
+            problem = _walk(self.plan, block, start, start, start + length, self.base, self.order, total)
+        if memo is not None and not problem:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo.add(record)
+        return problem
 
 
 def _fast_plan(plan: list[tuple] | None, base: int, order: str) -> tuple[struct.Struct | None, tuple | None]:
@@ -150,18 +179,30 @@ def _fast_plan(plan: list[tuple] | None, base: int, order: str) -> tuple[struct.
     return struct.Struct(f"{order}{base // 8}Q"), (arrays, rules, strings, nonzero, general)
 
 
+_MEMO_LIMIT = 1024
+"""Entries each of a format's memos keeps (cleared when full): a few hundred KB at most."""
+
+
 def _walk_fast(fmt: Format, block: bytes, start: int, limit: int, total: int) -> str:
     """:func:`_walk` for a plan made by :func:`_fast_plan`."""
     # Only called for a format that has a fast plan (words and fast are set).
     words = fmt.words.unpack_from(block, start)  # type: ignore[union-attr]
     base, length, order = fmt.base, limit - start, fmt.order
     arrays, rules, strings, nonzero, general = fmt.fast  # type: ignore[misc]
-    for pointer, counter, element, nullable, name in arrays:
-        count = words[counter]
-        if count:
-            offset = words[pointer]
-            if (offset < base or offset + count * element > length) and (offset or not nullable):
-                return f"has a broken array {name} ({count} elements at {offset} of a {length}-byte record)"
+    if arrays:
+        layout = (length, fmt.layout(words))  # type: ignore[misc]
+        if layout not in fmt.layouts_ok:
+            for pointer, counter, element, nullable, name in arrays:
+                count = words[counter]
+                if count:
+                    offset = words[pointer]
+                    if (offset < base or offset + count * element > length) and (offset or not nullable):
+                        return (
+                            f"has a broken array {name} ({count} elements at {offset} of a {length}-byte record)"
+                        )
+            if len(fmt.layouts_ok) >= _MEMO_LIMIT:
+                fmt.layouts_ok.clear()
+            fmt.layouts_ok.add(layout)
     one = _WORDS_BY_COUNT[order]
     for c in rules:
         dims = words[c[1]]
@@ -179,16 +220,12 @@ def _walk_fast(fmt: Format, block: bytes, start: int, limit: int, total: int) ->
                 unpack = one[dims]
                 counts = unpack(block, start + words[c[4]])
                 shape = unpack(block, start + shape_at)
-                offsets = unpack(block, start + words[c[7]])
-                size = volume = c[8]
-                for i in range(dims):
-                    if offsets[i] + counts[i] > shape[i]:
-                        break
-                    size *= counts[i]
-                    volume *= shape[i]
-                else:
-                    if volume < 1 << 63 and one[1](block, start + words[c[5]])[0] + size <= total:
-                        continue
+                if (
+                    all(map(le, map(add, unpack(block, start + words[c[7]]), counts), shape))
+                    and prod(shape) * c[8] < 1 << 63
+                    and one[1](block, start + words[c[5]])[0] + prod(counts) * c[8] <= total
+                ):
+                    continue
         problem = _check_array_words(c, words, block, start, order, total)
         if problem:
             return problem
