@@ -219,8 +219,8 @@ class _Copier:
     def __init__(self, dst: int) -> None:
         self.dst = dst
         self.seen: dict[int, bytes] = {}  # object address in the source -> path in the copy
-        # objects whose attributes hold object references: (path, attribute names or None: look)
-        self.referring: list[tuple[bytes, tuple[bytes, ...] | None]] = []
+        # objects whose attributes hold object references: (path, attribute names)
+        self.referring: list[tuple[bytes, tuple[bytes, ...]]] = []
         self.found: list[tuple[bytes, int, int, int]] = []
         self.visit = LINK_ITERATE(self.collect)  # one ctypes callback for every group
 
@@ -339,9 +339,15 @@ class _Copier:
             self.referring.append((where, tuple(referring)))
 
     def copied_whole(self, obj: int, path: bytes) -> None:
-        """``H5Ocopy`` nulls the object references in attributes: look at them afterwards."""
+        """``H5Ocopy`` nulls the object references in attributes: note those to rewrite.
+
+        The attributes are looked at now, while the source object is open: most hold no
+        references, and the object is then never opened again.
+        """
         if ok(h5.H5Aget_num_attrs(obj)):
-            self.referring.append((path, None))
+            names = _referring_attributes(obj)
+            if names:
+                self.referring.append((path, tuple(names)))
 
     def references(self, src_root: int, dst_root: int) -> None:
         """Point the object references in attributes at the copies of their targets.
@@ -371,7 +377,7 @@ class _Copier:
                 _Open(h5.H5Oopen(src_root, where, 0), h5.H5Oclose) as src,
                 _Open(h5.H5Oopen(dst_root, where, 0), h5.H5Oclose) as dst,
             ):
-                for name in names if names is not None else _referring_attributes(src):
+                for name in names:
                     with contextlib.suppress(*_H5_ERRORS):
                         _rewrite_references(src, dst, name, target)
 
