@@ -32,8 +32,17 @@ from typing import Any
 
 from campaignvcs.errors import BadInput, UnreadableDataset
 from campaignvcs.extract.base import Extracted, ExtractedReplica, compressed_payload, probe_of
+from campaignvcs.extract.hdf5lib import (
+    ATTRIBUTE_ITERATE,
+    LINK_ITERATE,
+    PLIST_FILE_ACCESS,
+    PLIST_LINK_CREATE,
+    ObjectInfo,
+    h5,
+    lock,
+    ok,
+)
 from campaignvcs.extract.hdf5lib import CONSTANTS as K
-from campaignvcs.extract.hdf5lib import LINK_ITERATE, PLIST_FILE_ACCESS, PLIST_LINK_CREATE, ObjectInfo, h5, lock, ok
 
 __all__ = ["SMALL_DATASET", "extract", "metadata_copy"]
 
@@ -327,12 +336,12 @@ class _Copier:
             return
         index = _index(_flags(h5.H5Pget_attr_creation_order, ocpl))
         try:
-            referring = _copy_attributes(src, dst, count, index)
+            referring = _copy_attributes(src, dst, index)
         except _H5_ERRORS:
             if index == K["INDEX_NAME"] or h5.H5Aget_num_attrs(dst):
                 raise _ObjectError(_text(where)) from None
             try:  # creation order tracked but not indexed
-                referring = _copy_attributes(src, dst, count, K["INDEX_NAME"])
+                referring = _copy_attributes(src, dst, K["INDEX_NAME"])
             except _H5_ERRORS:
                 raise _ObjectError(_text(where)) from None
         if referring:
@@ -401,7 +410,33 @@ def _drop_missing_filters(dcpl: int) -> None:
 # --- attributes --------------------------------------------------------------------------
 
 
-def _copy_attributes(src: int, dst: int, count: int, index: int) -> list[bytes]:
+class _AttributeNames:
+    """Names of an object's attributes in index order, from one ``H5Aiterate2``.
+
+    ``H5Aopen_by_idx`` decodes and sorts all of an object's attributes to open one (n² for
+    n attributes); the iteration sorts them once, and each is then opened by name.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[bytes] = []
+        self.visit = ATTRIBUTE_ITERATE(self.collect)  # one ctypes callback for every object
+
+    def collect(self, obj: int, name: bytes, info: Any, data: Any) -> int:
+        """``H5Aiterate2``'s callback: note the name, go on."""
+        self.found.append(name)
+        return 0
+
+    def __call__(self, obj: int, index: int) -> list[bytes]:
+        """The names of ``obj``'s attributes in ``index`` order (OSError when HDF5 fails)."""
+        self.found = []
+        ok(h5.H5Aiterate2(obj, index, K["ITER_INC"], None, self.visit, None))
+        return self.found
+
+
+_attribute_names = _AttributeNames()
+
+
+def _copy_attributes(src: int, dst: int, index: int) -> list[bytes]:
     """Attributes copied in their own type: any type, values unconverted.
 
     Values are read and written in the attribute's own type (variable-length data is
@@ -409,16 +444,11 @@ def _copy_attributes(src: int, dst: int, count: int, index: int) -> list[bytes]:
     copy holds zeros: null references, until :meth:`_Copier.references` points them at
     the copied objects); returns the names of attributes that hold references.
     """
-    name = ctypes.create_string_buffer(256)
     referring = []
-    for i in range(count):
-        aid = ok(h5.H5Aopen_by_idx(src, b".", index, K["ITER_INC"], i, 0, 0))
+    for name in _attribute_names(src, index):
+        aid = ok(h5.H5Aopen(src, name, 0))
         tid = sid = out = -1
         try:
-            length = ok(h5.H5Aget_name(aid, len(name), name))
-            if length >= len(name):
-                name = ctypes.create_string_buffer(length + 1)
-                ok(h5.H5Aget_name(aid, len(name), name))
             tid = _own_type(h5.H5Aget_type(aid))
             sid = ok(h5.H5Aget_space(aid))
             npoints = ok(h5.H5Sget_simple_extent_npoints(sid))
@@ -431,7 +461,7 @@ def _copy_attributes(src: int, dst: int, count: int, index: int) -> list[bytes]:
             variable = kind in (K["STRING"], K["COMPOUND"], K["ARRAY"], K["VLEN"])
             data = None
             if npoints and references:
-                referring.append(name.value)
+                referring.append(name)
             if npoints and not references:
                 size = h5.H5Tget_size(tid)
                 if not size:
@@ -439,7 +469,7 @@ def _copy_attributes(src: int, dst: int, count: int, index: int) -> list[bytes]:
                 data = ctypes.create_string_buffer(npoints * size)
                 ok(h5.H5Aread(aid, tid, data))
             try:
-                out = ok(h5.H5Acreate2(dst, name.value, tid, sid, 0, 0))
+                out = ok(h5.H5Acreate2(dst, name, tid, sid, 0, 0))
                 if data is not None:
                     ok(h5.H5Awrite(out, tid, data))
             finally:
@@ -462,21 +492,14 @@ class _VariableLength(ctypes.Structure):
 
 
 def _referring_attributes(obj: int) -> list[bytes]:
-    """Names of ``obj``'s attributes whose type holds references."""
+    """Names of ``obj``'s attributes whose type holds references (and that hold values)."""
     names = []
-    name = ctypes.create_string_buffer(1024)
-    for i in range(ok(h5.H5Aget_num_attrs(obj))):
-        with (
-            _Open(h5.H5Aopen_by_idx(obj, b".", K["INDEX_NAME"], K["ITER_INC"], i, 0, 0), h5.H5Aclose) as aid,
-            _Open(h5.H5Aget_type(aid), h5.H5Tclose) as tid,
-            _Open(h5.H5Aget_space(aid), h5.H5Sclose) as sid,
-        ):
-            if ok(h5.H5Tdetect_class(tid, K["REFERENCE"])) and ok(h5.H5Sget_simple_extent_npoints(sid)):
-                length = ok(h5.H5Aget_name(aid, 0, None))
-                if length >= len(name):
-                    name = ctypes.create_string_buffer(length + 1)
-                ok(h5.H5Aget_name(aid, len(name), name))
-                names.append(name.value)
+    for name in _attribute_names(obj, K["INDEX_NAME"]):
+        with _Open(h5.H5Aopen(obj, name, 0), h5.H5Aclose) as aid, _Open(h5.H5Aget_type(aid), h5.H5Tclose) as tid:
+            if ok(h5.H5Tdetect_class(tid, K["REFERENCE"])):
+                with _Open(h5.H5Aget_space(aid), h5.H5Sclose) as sid:
+                    if ok(h5.H5Sget_simple_extent_npoints(sid)):
+                        names.append(name)
     return names
 
 

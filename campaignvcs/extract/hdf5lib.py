@@ -23,8 +23,8 @@ import sys
 from typing import Any
 
 __all__ = [
-    "CONSTANTS", "LINK_ITERATE", "PLIST_FILE_ACCESS", "PLIST_LINK_CREATE", "LinkInfo", "ObjectInfo",
-    "h5", "load", "lock", "ok",
+    "ATTRIBUTE_ITERATE", "CONSTANTS", "LINK_ITERATE", "PLIST_FILE_ACCESS", "PLIST_LINK_CREATE", "LinkInfo",
+    "ObjectInfo", "h5", "load", "lock", "ok",
 ]
 
 _hid, _herr, _size, _ssize = ctypes.c_int64, ctypes.c_int, ctypes.c_size_t, ctypes.c_ssize_t
@@ -59,6 +59,8 @@ class ObjectInfo(ctypes.Structure):
 
 LINK_ITERATE = ctypes.CFUNCTYPE(_herr, _hid, _text, ctypes.POINTER(LinkInfo), _ptr)
 """``H5L_iterate1_t``: the callback of ``H5Literate1``."""
+ATTRIBUTE_ITERATE = ctypes.CFUNCTYPE(_herr, _hid, _text, _ptr, _ptr)
+"""``H5A_operator2_t``: the callback of ``H5Aiterate2`` (the ``H5A_info_t`` is not read)."""
 
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {  # hid_t is 64-bit since HDF5 1.10
     "H5open": (_herr, []),
@@ -130,7 +132,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {  # hid_t is 64-bit since HDF5 
     "H5Tclose": (_herr, [_hid]),
     "H5Aget_num_attrs": (_enum, [_hid]),
     "H5Aopen": (_hid, [_hid, _text, _hid]),
-    "H5Aopen_by_idx": (_hid, [_hid, _text, _enum, _enum, _hsize, _hid, _hid]),
+    "H5Aiterate2": (_herr, [_hid, _enum, _enum, ctypes.POINTER(_hsize), ATTRIBUTE_ITERATE, _ptr]),
     "H5Aget_name": (_ssize, [_hid, _size, _ptr]),
     "H5Aget_type": (_hid, [_hid]),
     "H5Aget_space": (_hid, [_hid]),
