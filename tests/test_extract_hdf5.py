@@ -275,6 +275,28 @@ def test_same_file_gives_same_bytes_in_two_processes_without_importing_h5py(tmp_
     assert hdf5.metadata_copy(str(tmp_path / "r.h5")) == first.stdout
 
 
+_THREADS_CHILD = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from campaignvcs.extract import hdf5
+with ThreadPoolExecutor(4) as pool:
+    copies = list(pool.map(hdf5.metadata_copy, [sys.argv[1]] * 16))
+assert "h5py" not in sys.modules
+sys.stdout.write(str(len(set(copies))))
+"""
+
+
+def test_copies_made_in_threads_without_h5py_are_serialised(tmp_path):
+    # HDF5 is not thread-safe: without h5py's lock to share, the extractor has its own
+    make_sample(tmp_path / "s.h5")
+    project = Path(hdf5.__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", _THREADS_CHILD, str(tmp_path / "s.h5")], capture_output=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"1"
+
+
 def make_sample_groups(f) -> None:
     f.attrs["a"] = 1
     for i in range(3):

@@ -20,6 +20,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
 from typing import Any
 
 __all__ = [
@@ -199,8 +200,15 @@ def ok(value: int) -> int:
     return value
 
 
+_LOCK = threading.RLock()
+
+
 def lock() -> contextlib.AbstractContextManager[Any]:
-    """h5py's lock, when h5py is imported: HDF5 calls from threads must take it, ours too."""
+    """The lock HDF5 calls from threads must take (the library is not thread-safe).
+
+    h5py's own lock when h5py is imported, so our calls and h5py's never overlap; else
+    this module's.
+    """
     objects = sys.modules.get("h5py._objects")
     phil = getattr(objects, "phil", None)
-    return phil if phil is not None else contextlib.nullcontext()
+    return phil if phil is not None else _LOCK
