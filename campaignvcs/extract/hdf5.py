@@ -98,6 +98,7 @@ def metadata_copy(path: str) -> bytes:
     bad = f"{path}: cannot read HDF5 file (truncated or corrupt)"
     name = os.fsencode(path)
     with lock():
+        h5.H5Eset_auto2(0, None, None)  # failures are return values (per thread in thread-safe builds)
         src = h5.H5Fopen(name, K["ACC_RDONLY"], _SOURCE_FAPL)
         if src < 0:  # already open in this process with other settings: HDF5 wants the same
             src = h5.H5Fopen(name, K["ACC_RDONLY"], 0)
