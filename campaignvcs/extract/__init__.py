@@ -5,7 +5,7 @@ One module per kind (``bp5``, ``hdf5``, ``image``, ``text``) turns a path into a
 :class:`ExtractedReplica` with the metadata objects to embed (as :class:`Payload`,
 bytes ready for the ACA ``file`` table); those values live in :mod:`campaignvcs.extract.base`,
 which is all the extractors import. Extractors know nothing of git, keys or hosts; each is
-loaded on first use, and heavy libraries (h5py, pillow) only by the module that needs them,
+loaded on first use, and heavy libraries (HDF5, pillow) only by the module that needs them,
 so ``camp status`` never pays for them.
 """
 
@@ -122,7 +122,7 @@ def _readable_folder(folder: str) -> None:
 
 def extract(path: str, kind: str, options: Options) -> Extracted:
     """Extract ``path`` as ``kind`` (from :func:`detect`)."""
-    # Each extractor is loaded on first use: hdf5 brings h5py and numpy, and bp5 its BP checks
+    # Each extractor is loaded on first use: hdf5 brings HDF5's C library, and bp5 its BP checks
     # (bpcheck, ffs), which would triple the import time of this package for camp status.
     if kind == "ADIOS":
         from campaignvcs.extract import bp5

@@ -14,11 +14,11 @@ where the source tracks it, else name order). This replaces hpc-campaign's
 ``hdf5_metadata.copy_hdf5_file_without_data``, which records times, drops the root
 group's attributes, turns soft links into empty datasets and opens external links.
 
-Speed: h5py's low-level calls cost a few microseconds each whatever they move, so
-objects that can be copied whole (small datasets, datasets never written, named
-datatypes) go through one ``H5Ocopy``, and attributes are copied through HDF5's C
-functions directly (ctypes, on the library h5py loaded) when they can be found; only
-groups and large datasets are rebuilt call by call.
+Speed: every call goes straight to HDF5's C functions (:mod:`.hdf5lib`, ctypes on the
+library h5py links), so neither h5py nor numpy is imported (~80 ms, a third of adding one
+file) and no call pays for h5py's identifier objects. Objects that can be copied whole
+(small datasets, datasets never written, named datatypes) go through one ``H5Ocopy``;
+only groups and large datasets are rebuilt call by call.
 """
 
 from __future__ import annotations
@@ -30,11 +30,19 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-from h5py import h5, h5a, h5d, h5f, h5g, h5l, h5o, h5p, h5t, h5z
-
 from campaignvcs.errors import BadInput, UnreadableDataset
 from campaignvcs.extract.base import Extracted, ExtractedReplica, compressed_payload, probe_of
+from campaignvcs.extract.hdf5lib import (
+    ATTRIBUTE_ITERATE,
+    LINK_ITERATE,
+    PLIST_FILE_ACCESS,
+    PLIST_LINK_CREATE,
+    ObjectInfo,
+    h5,
+    lock,
+    ok,
+)
+from campaignvcs.extract.hdf5lib import CONSTANTS as K
 
 __all__ = ["SMALL_DATASET", "extract", "metadata_copy"]
 
@@ -88,14 +96,14 @@ def metadata_copy(path: str) -> bytes:
         UnreadableDataset: One line starting with ``path`` when HDF5 cannot read it.
     """
     bad = f"{path}: cannot read HDF5 file (truncated or corrupt)"
-    with _PHIL:
-        try:
-            src = h5f.open(os.fsencode(path), h5f.ACC_RDONLY, _source_fapl())
-        except _H5_ERRORS:
-            try:  # already open in this process with other settings: HDF5 wants the same
-                src = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
-            except _H5_ERRORS:
-                raise UnreadableDataset(bad) from None
+    name = os.fsencode(path)
+    with lock():
+        h5.H5Eset_auto2(0, None, None)  # failures are return values (per thread in thread-safe builds)
+        src = h5.H5Fopen(name, K["ACC_RDONLY"], _SOURCE_FAPL)
+        if src < 0:  # already open in this process with other settings: HDF5 wants the same
+            src = h5.H5Fopen(name, K["ACC_RDONLY"], 0)
+            if src < 0:
+                raise UnreadableDataset(bad)
         try:
             return _copy_file(src)
         except _ObjectError as exc:
@@ -103,31 +111,49 @@ def metadata_copy(path: str) -> bytes:
         except _H5_ERRORS:
             raise UnreadableDataset(bad) from None
         finally:
-            src.close()
+            h5.H5Fclose(src)
 
 
-def _copy_file(src: h5f.FileID) -> bytes:
-    src_root = h5g.open(src, b"/")
-    gcpl = src_root.get_create_plist()
-    # the root group is made from the fcpl, which does not report its orders itself
-    fcpl = src.get_create_plist()
-    fcpl.set_obj_track_times(False)
-    fcpl.set_link_creation_order(gcpl.get_link_creation_order())
-    fcpl.set_attr_creation_order(gcpl.get_attr_creation_order())
-    # the name only tells in-memory files apart: nothing is opened or written on disk
-    name = f"campaignvcs-hdf5-{os.getpid()}-{next(_names)}".encode()
-    dst = h5f.create(name, h5f.ACC_TRUNC, fcpl, _memory_fapl())
-    try:
-        dst_root = h5g.open(dst, b"/")
-        copier = _Copier(dst)
-        copier.seen[h5o.get_info(src_root).addr] = b"/"
-        copier.attributes(src_root, dst_root, gcpl, b"/")
-        copier.members(src_root, dst_root, gcpl, b"/")
-        copier.references(src_root, dst_root)
-        h5f.flush(dst)
-        return dst.get_file_image()
-    finally:
-        dst.close()
+class _Open:
+    """An HDF5 identifier (checked by :func:`ok`) that the ``with`` block closes."""
+
+    __slots__ = ("close", "ident")
+
+    def __init__(self, ident: int, close: Callable[[int], int]) -> None:
+        self.ident = ok(ident)
+        self.close = close
+
+    def __enter__(self) -> int:
+        return self.ident
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(self.ident)
+
+
+def _copy_file(src: int) -> bytes:
+    with (
+        _Open(h5.H5Gopen2(src, b"/", 0), h5.H5Gclose) as src_root,
+        _Open(h5.H5Gget_create_plist(src_root), h5.H5Pclose) as gcpl,
+        _Open(h5.H5Fget_create_plist(src), h5.H5Pclose) as fcpl,
+    ):
+        # the root group is made from the fcpl, which does not report its orders itself
+        ok(h5.H5Pset_obj_track_times(fcpl, False))
+        ok(h5.H5Pset_link_creation_order(fcpl, _flags(h5.H5Pget_link_creation_order, gcpl)))
+        ok(h5.H5Pset_attr_creation_order(fcpl, _flags(h5.H5Pget_attr_creation_order, gcpl)))
+        # the name only tells in-memory files apart: nothing is opened or written on disk
+        name = f"campaignvcs-hdf5-{os.getpid()}-{next(_names)}".encode()
+        with _Open(h5.H5Fcreate(name, K["ACC_TRUNC"], fcpl, _MEMORY_FAPL), h5.H5Fclose) as dst:
+            with _Open(h5.H5Gopen2(dst, b"/", 0), h5.H5Gclose) as dst_root:
+                copier = _Copier(dst)
+                copier.seen[_address(src_root)] = b"/"
+                copier.attributes(src_root, dst_root, gcpl, b"/")
+                copier.members(src_root, dst_root, gcpl, b"/")
+                copier.references(src_root, dst_root)
+                ok(h5.H5Fflush(dst, K["SCOPE_LOCAL"]))
+                size = ok(h5.H5Fget_file_image(dst, None, 0))
+                image = ctypes.create_string_buffer(size)
+                ok(h5.H5Fget_file_image(dst, image, size))
+                return image.raw
 
 
 class _ObjectError(Exception):
@@ -138,28 +164,43 @@ class _ObjectError(Exception):
         self.where = where
 
 
-def _source_fapl() -> h5p.PropFAID:
-    # default close degree: HDF5 refuses a second open of a file with a different one
-    fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_file_locking(False, True)
-    return fapl
+def _plist(cls: int, *settings: tuple[Callable[..., int], tuple[Any, ...]]) -> int:
+    plist = ok(h5.H5Pcreate(cls))
+    for function, args in settings:
+        ok(function(plist, *args))
+    return plist
 
 
-def _memory_fapl() -> h5p.PropFAID:
-    fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_fapl_core(_CORE_BLOCK, False)
-    fapl.set_fclose_degree(h5f.CLOSE_STRONG)
-    return fapl
+# made once: property lists are only read by the calls they are passed to
+_SOURCE_FAPL = _plist(PLIST_FILE_ACCESS, (h5.H5Pset_file_locking, (False, True)))
+"""Source files: no file locking; the default close degree (HDF5 refuses a second open
+of a file with a different one)."""
+_MEMORY_FAPL = _plist(
+    PLIST_FILE_ACCESS, (h5.H5Pset_fapl_core, (_CORE_BLOCK, False)), (h5.H5Pset_fclose_degree, (K["CLOSE_STRONG"],))
+)
+_LCPLS = {
+    cset: _plist(PLIST_LINK_CREATE, (h5.H5Pset_char_encoding, (cset,))) for cset in (K["CSET_ASCII"], K["CSET_UTF8"])
+}
 
 
-def _lcpl(cset: int) -> h5p.PropLCID:
-    lcpl = h5p.create(h5p.LINK_CREATE)
-    lcpl.set_char_encoding(cset)
-    return lcpl
+def _flags(getter: Callable[[int, Any], int], plist: int) -> int:
+    """An ``unsigned`` a property-list getter reports (creation-order flags)."""
+    value = ctypes.c_uint()
+    ok(getter(plist, ctypes.byref(value)))
+    return value.value
 
 
 def _index(tracked: int) -> int:
-    return h5.INDEX_CRT_ORDER if tracked & h5p.CRT_ORDER_TRACKED else h5.INDEX_NAME
+    return K["INDEX_CRT_ORDER"] if tracked & K["CRT_ORDER_TRACKED"] else K["INDEX_NAME"]
+
+
+def _address(obj: int) -> int:
+    """The address of an open object in its file (what object references hold)."""
+    info = ObjectInfo()
+    ok(h5.H5Oget_info3(obj, ctypes.byref(info), 1))  # H5O_INFO_BASIC
+    address = ctypes.c_uint64()
+    ok(h5.H5VLnative_token_to_addr(obj, info.token, ctypes.byref(address)))
+    return address.value
 
 
 def _text(path: bytes) -> str:
@@ -170,146 +211,155 @@ def _join(where: bytes, name: bytes) -> bytes:
     return where + name if where.endswith(b"/") else where + b"/" + name
 
 
+def _own_type(tid: int) -> int:
+    """``tid``, or a copy of it when it is a named datatype of the source (unusable in the copy)."""
+    ok(tid)
+    if h5.H5Tcommitted(tid) > 0:
+        committed = tid
+        try:
+            tid = ok(h5.H5Tcopy(committed))
+        finally:
+            h5.H5Tclose(committed)
+    return tid
+
+
 class _Copier:
     """Walks the source tree once, writing its metadata into the in-memory file."""
 
-    def __init__(self, dst: h5f.FileID) -> None:
+    def __init__(self, dst: int) -> None:
         self.dst = dst
         self.seen: dict[int, bytes] = {}  # object address in the source -> path in the copy
-        # objects whose attributes hold object references: (path, attribute names or None: look)
-        self.referring: list[tuple[bytes, tuple[bytes, ...] | None]] = []
-        self.lcpls = {h5t.CSET_ASCII: _lcpl(h5t.CSET_ASCII), h5t.CSET_UTF8: _lcpl(h5t.CSET_UTF8)}
+        # objects whose attributes hold object references: (path, attribute names)
+        self.referring: list[tuple[bytes, tuple[bytes, ...]]] = []
+        self.found: list[tuple[bytes, int, int, int]] = []
+        self.visit = LINK_ITERATE(self.collect)  # one ctypes callback for every group
 
-    def members(self, src: h5g.GroupID, dst: h5g.GroupID, gcpl: h5p.PropGCID, where: bytes) -> None:
+    def collect(self, group: int, name: bytes, info: Any, data: Any) -> int:
+        """``H5Literate1``'s callback: note the link, go on."""
+        link = info.contents
+        self.found.append((name, link.type, link.cset, link.u))
+        return 0
+
+    def links(self, group: int, index: int) -> list[tuple[bytes, int, int, int]] | None:
+        """(name, type, character set, address or value size) of every link, or None: HDF5 failed."""
+        self.found = []
+        if h5.H5Literate1(group, index, K["ITER_INC"], None, self.visit, None) < 0:
+            return None
+        return self.found
+
+    def members(self, src: int, dst: int, gcpl: int, where: bytes) -> None:
         """Copy every link of group ``src`` into ``dst``, in creation or name order."""
-        links: list[tuple[bytes, int, int, int]] = []
-
-        def visit(name: bytes, info: h5l.LinkInfo) -> None:
-            links.append((name, info.type, info.cset, info.u))
-
-        index = _index(gcpl.get_link_creation_order())
-        try:
-            src.links.iterate(visit, idx_type=index, order=h5.ITER_INC, info=True)
-        except _H5_ERRORS:
-            if index == h5.INDEX_NAME:
-                raise _ObjectError(_text(where)) from None
-            links.clear()  # creation order tracked but not indexed
-            try:
-                src.links.iterate(visit, idx_type=h5.INDEX_NAME, order=h5.ITER_INC, info=True)
-            except _H5_ERRORS:
-                raise _ObjectError(_text(where)) from None
+        index = _index(_flags(h5.H5Pget_link_creation_order, gcpl))
+        links = self.links(src, index)
+        if links is None and index != K["INDEX_NAME"]:  # creation order tracked but not indexed
+            links = self.links(src, K["INDEX_NAME"])
+        if links is None:
+            raise _ObjectError(_text(where))
         for name, kind, cset, address in links:
             path = _join(where, name)
-            lcpl = self.lcpls.get(cset, self.lcpls[h5t.CSET_ASCII])
+            lcpl = _LCPLS.get(cset, _LCPLS[K["CSET_ASCII"]])
             try:
-                if kind == h5l.TYPE_HARD:
+                if kind == K["LINK_HARD"]:
                     if address in self.seen:  # another name for an object already copied
-                        dst.links.create_hard(name, self.dst, self.seen[address], lcpl)
+                        ok(h5.H5Lcreate_hard(self.dst, self.seen[address], dst, name, lcpl, 0))
                     else:
                         self.seen[address] = path
                         self.member(src, dst, name, path, lcpl)
-                elif kind == h5l.TYPE_SOFT:
-                    dst.links.create_soft(name, src.links.get_val(name), lcpl)
-                elif kind == h5l.TYPE_EXTERNAL:
-                    filename, target = src.links.get_val(name)
-                    dst.links.create_external(name, filename, target, lcpl)
+                elif kind == K["LINK_SOFT"]:
+                    ok(h5.H5Lcreate_soft(_link_value(src, name, address).value, dst, name, lcpl, 0))
+                elif kind == K["LINK_EXTERNAL"]:
+                    value = _link_value(src, name, address)
+                    flags, filename, target = ctypes.c_uint(), ctypes.c_char_p(), ctypes.c_char_p()
+                    ok(h5.H5Lunpack_elink_val(value, address, flags, filename, target))
+                    ok(h5.H5Lcreate_external(filename.value, target.value, dst, name, lcpl, 0))
                 # user-defined link types mean nothing without their handler: left out
             except _ObjectError:
                 raise
             except _H5_ERRORS:
                 raise _ObjectError(_text(path)) from None
 
-    def member(
-        self, src: h5g.GroupID, dst: h5g.GroupID, name: bytes, path: bytes, lcpl: h5p.PropLCID
-    ) -> None:
+    def member(self, src: int, dst: int, name: bytes, path: bytes, lcpl: int) -> None:
         """Copy the object behind hard link ``name`` of ``src``."""
-        obj = h5o.open(src, name)
-        if isinstance(obj, h5g.GroupID):
-            gcpl = obj.get_create_plist()
-            gcpl.set_obj_track_times(False)
-            group = h5g.create(dst, name, lcpl, gcpl)
-            self.attributes(obj, group, gcpl, path)
-            self.members(obj, group, gcpl, path)
-        elif isinstance(obj, h5d.DatasetID):
-            self.dataset(obj, src, dst, name, path, lcpl)
-        else:  # a named datatype: nothing but metadata
-            h5o.copy(src, name, dst, name, None, lcpl)
-            self.copied_whole(obj, path)
+        with _Open(h5.H5Oopen(src, name, 0), h5.H5Oclose) as obj:
+            kind = h5.H5Iget_type(obj)
+            if kind == K["ID_GROUP"]:
+                with _Open(h5.H5Gget_create_plist(obj), h5.H5Pclose) as gcpl:
+                    ok(h5.H5Pset_obj_track_times(gcpl, False))
+                    with _Open(h5.H5Gcreate2(dst, name, lcpl, gcpl, 0), h5.H5Gclose) as group:
+                        self.attributes(obj, group, gcpl, path)
+                        self.members(obj, group, gcpl, path)
+            elif kind == K["ID_DATASET"]:
+                self.dataset(obj, src, dst, name, path, lcpl)
+            else:  # a named datatype: nothing but metadata
+                ok(h5.H5Ocopy(src, name, dst, name, 0, lcpl))
+                self.copied_whole(obj, path)
 
-    def dataset(
-        self,
-        obj: h5d.DatasetID,
-        src: h5g.GroupID,
-        dst: h5g.GroupID,
-        name: bytes,
-        path: bytes,
-        lcpl: h5p.PropLCID,
-    ) -> None:
+    def dataset(self, obj: int, src: int, dst: int, name: bytes, path: bytes, lcpl: int) -> None:
         """Copy a dataset whole when that copies little; else recreate it without data.
 
         ``H5Ocopy`` takes the values of small datasets along, costs nothing more for
         datasets never written, and copies external-file and virtual datasets as their
         mappings only (it neither reads nor writes the files they point to).
         """
-        if obj.get_space().get_simple_extent_npoints() <= SMALL_DATASET or obj.get_storage_size() == 0:
-            try:
-                h5o.copy(src, name, dst, name, None, lcpl)
-                self.copied_whole(obj, path)
-                return
-            except _H5_ERRORS:
-                pass  # e.g. a filter plugin missing here: recreate it without values
-        dcpl = obj.get_create_plist()
-        layout = dcpl.get_layout()
-        if layout == h5d.VIRTUAL or (layout == h5d.CONTIGUOUS and dcpl.get_external_count() > 0):
-            h5o.copy(src, name, dst, name, None, lcpl)
-            self.copied_whole(obj, path)
-            return
-        tid = obj.get_type()
-        if tid.committed():
-            tid = tid.copy()  # a named datatype of the source cannot be used in the copy
-        dcpl.set_obj_track_times(False)
-        if dcpl.get_alloc_time() == h5d.ALLOC_TIME_EARLY and layout != h5d.COMPACT:
-            # storage for data left out would be bytes in the copy: allocate on write
-            dcpl.set_alloc_time(h5d.ALLOC_TIME_LATE if layout == h5d.CONTIGUOUS else h5d.ALLOC_TIME_INCR)
-        space = obj.get_space()
-        try:
-            out = h5d.create(dst, name, tid, space, dcpl=dcpl, lcpl=lcpl)
-        except _H5_ERRORS:
-            if dcpl.all_filters_avail():
-                raise
-            # a filter plugin missing here: keep the dataset, without that filter
-            for i in reversed(range(dcpl.get_nfilters())):
-                code = dcpl.get_filter(i)[0]
-                if not h5z.filter_avail(code):
-                    dcpl.remove_filter(code)
-            out = h5d.create(dst, name, tid, space, dcpl=dcpl, lcpl=lcpl)
-        self.attributes(obj, out, dcpl, path)
+        with _Open(h5.H5Dget_space(obj), h5.H5Sclose) as space:
+            if ok(h5.H5Sget_simple_extent_npoints(space)) <= SMALL_DATASET or h5.H5Dget_storage_size(obj) == 0:
+                # failing, e.g. for a filter plugin missing here: recreated without values
+                if h5.H5Ocopy(src, name, dst, name, 0, lcpl) >= 0:
+                    self.copied_whole(obj, path)
+                    return
+            with _Open(h5.H5Dget_create_plist(obj), h5.H5Pclose) as dcpl:
+                layout = ok(h5.H5Pget_layout(dcpl))
+                if layout == K["VIRTUAL"] or (layout == K["CONTIGUOUS"] and ok(h5.H5Pget_external_count(dcpl)) > 0):
+                    ok(h5.H5Ocopy(src, name, dst, name, 0, lcpl))
+                    self.copied_whole(obj, path)
+                    return
+                with _Open(_own_type(h5.H5Dget_type(obj)), h5.H5Tclose) as tid:
+                    ok(h5.H5Pset_obj_track_times(dcpl, False))
+                    alloc = ctypes.c_int()
+                    ok(h5.H5Pget_alloc_time(dcpl, ctypes.byref(alloc)))
+                    if alloc.value == K["ALLOC_EARLY"] and layout != K["COMPACT"]:
+                        # storage for data left out would be bytes in the copy: allocate on write
+                        late = K["ALLOC_LATE"] if layout == K["CONTIGUOUS"] else K["ALLOC_INCR"]
+                        ok(h5.H5Pset_alloc_time(dcpl, late))
+                    out = h5.H5Dcreate2(dst, name, tid, space, lcpl, dcpl, 0)
+                    if out < 0:
+                        if h5.H5Pall_filters_avail(dcpl) != 0:
+                            raise OSError("HDF5 call failed")
+                        _drop_missing_filters(dcpl)  # keep the dataset, without those filters
+                        out = h5.H5Dcreate2(dst, name, tid, space, lcpl, dcpl, 0)
+                    with _Open(out, h5.H5Dclose) as made:
+                        self.attributes(obj, made, dcpl, path)
 
-    def attributes(self, src: h5o.ObjectID, dst: h5o.ObjectID, ocpl: h5p.PropOCID, where: bytes) -> None:
+    def attributes(self, src: int, dst: int, ocpl: int, where: bytes) -> None:
         """Copy every attribute of ``src`` to ``dst``, in creation or name order."""
-        count = h5a.get_num_attrs(src)
+        count = ok(h5.H5Aget_num_attrs(src))
         if not count:
             return
-        index = _index(ocpl.get_attr_creation_order())
-        copy = _copy_attributes_c if _CAPI is not None else _copy_attributes_h5py
+        index = _index(_flags(h5.H5Pget_attr_creation_order, ocpl))
         try:
-            referring = copy(src, dst, count, index)
+            referring = _copy_attributes(src, dst, index)
         except _H5_ERRORS:
-            if index == h5.INDEX_NAME or h5a.get_num_attrs(dst):
+            if index == K["INDEX_NAME"] or h5.H5Aget_num_attrs(dst):
                 raise _ObjectError(_text(where)) from None
             try:  # creation order tracked but not indexed
-                referring = copy(src, dst, count, h5.INDEX_NAME)
+                referring = _copy_attributes(src, dst, K["INDEX_NAME"])
             except _H5_ERRORS:
                 raise _ObjectError(_text(where)) from None
         if referring:
             self.referring.append((where, tuple(referring)))
 
-    def copied_whole(self, obj: h5o.ObjectID, path: bytes) -> None:
-        """``H5Ocopy`` nulls the object references in attributes: look at them afterwards."""
-        if h5a.get_num_attrs(obj):
-            self.referring.append((path, None))
+    def copied_whole(self, obj: int, path: bytes) -> None:
+        """``H5Ocopy`` nulls the object references in attributes: note those to rewrite.
 
-    def references(self, src_root: h5g.GroupID, dst_root: h5g.GroupID) -> None:
+        The attributes are looked at now, while the source object is open: most hold no
+        references, and the object is then never opened again.
+        """
+        if ok(h5.H5Aget_num_attrs(obj)):
+            names = _referring_attributes(obj)
+            if names:
+                self.referring.append((path, tuple(names)))
+
+    def references(self, src_root: int, dst_root: int) -> None:
         """Point the object references in attributes at the copies of their targets.
 
         netCDF-4 ties each variable to its dimensions this way (``DIMENSION_LIST`` on the
@@ -319,175 +369,115 @@ class _Copier:
         so are all of an attribute's references when HDF5 fails to rewrite them (the copy is
         still made: as before this pass existed).
         """
-        if not self.referring or _CAPI is None:
-            return
         targets: dict[int, int] = {0: 0}
 
         def target(address: int) -> int:
             if address not in targets:
                 path = self.seen.get(address)
-                targets[address] = h5o.get_info(h5o.open(dst_root, path)).addr if path is not None else 0
+                if path is None:
+                    targets[address] = 0
+                else:
+                    with _Open(h5.H5Oopen(dst_root, path, 0), h5.H5Oclose) as copied:
+                        targets[address] = _address(copied)
             return targets[address]
 
         for where, names in self.referring:
-            with contextlib.suppress(*_H5_ERRORS):
-                src = h5o.open(src_root, where)
-                dst = h5o.open(dst_root, where)
-                for name in names if names is not None else _referring_attributes(src):
+            with (
+                contextlib.suppress(*_H5_ERRORS),
+                _Open(h5.H5Oopen(src_root, where, 0), h5.H5Oclose) as src,
+                _Open(h5.H5Oopen(dst_root, where, 0), h5.H5Oclose) as dst,
+            ):
+                for name in names:
                     with contextlib.suppress(*_H5_ERRORS):
                         _rewrite_references(src, dst, name, target)
 
 
-# --- attributes through h5py -----------------------------------------------------------
-
-
-def _copy_attributes_h5py(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> list[bytes]:
-    """Attributes copied with h5py's low-level API (when the C functions are not found).
-
-    Fixed-size values are copied as raw bytes in their own type; variable-length ones
-    go through numpy (and are left empty when numpy cannot hold them); references and
-    empty attributes are not written (the copy holds zeros: null references, until
-    :meth:`_Copier.references` points them at the copied objects); returns the names of
-    attributes that hold references.
-    """
-    read = [h5a.open(src, index=i, index_type=index, order=h5.ITER_INC) for i in range(count)]
-    referring = []
-    for aid in read:
-        tid = aid.get_type()
-        if tid.committed():
-            tid = tid.copy()
-        space = aid.get_space()
-        npoints = space.get_simple_extent_npoints()
-        data = raw = None
-        if npoints and not tid.detect_class(h5t.REFERENCE):
-            if not (tid.detect_class(h5t.VLEN) or (tid.get_class() == h5t.STRING and tid.is_variable_str())):
-                data, raw = np.empty(npoints * tid.get_size(), dtype=np.uint8), tid
-                aid.read(data, tid)
-            else:
-                with contextlib.suppress(TypeError, ValueError):
-                    data = np.empty(space.shape, dtype=tid.dtype)
-                if data is not None:
-                    aid.read(data)
-        out = h5a.create(dst, aid.name, tid, space)
-        if data is not None:
-            out.write(data, raw)
-        elif npoints and tid.detect_class(h5t.REFERENCE):
-            referring.append(aid.name)
-    return referring
-
-
-# --- attributes through HDF5's C functions ----------------------------------------------
-
-
-class _CFunctions:
-    """HDF5's attribute functions, from the library h5py itself loaded.
-
-    ``dlopen`` of one of h5py's extension modules gives a handle whose symbol lookup
-    covers the libhdf5 it links, so this is the very library (and state) h5py uses.
-    """
-
-    def __init__(self) -> None:
-        lib = ctypes.CDLL(h5a.__file__)
-        hid, herr, size, ssize = ctypes.c_int64, ctypes.c_int, ctypes.c_size_t, ctypes.c_ssize_t
-        ptr, text, enum = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
-        signatures = {  # hid_t is 64-bit since HDF5 1.10, which h5py 3 requires
-            "H5Aopen_by_idx": (hid, [hid, text, enum, enum, ctypes.c_uint64, hid, hid]),
-            "H5Aget_name": (ssize, [hid, size, ptr]),
-            "H5Aget_type": (hid, [hid]),
-            "H5Aget_space": (hid, [hid]),
-            "H5Aread": (herr, [hid, hid, ptr]),
-            "H5Acreate2": (hid, [hid, text, hid, hid, hid, hid]),
-            "H5Awrite": (herr, [hid, hid, ptr]),
-            "H5Aclose": (herr, [hid]),
-            "H5Sget_simple_extent_npoints": (ssize, [hid]),
-            "H5Sclose": (herr, [hid]),
-            "H5Tcommitted": (herr, [hid]),
-            "H5Tcopy": (hid, [hid]),
-            "H5Tget_size": (size, [hid]),
-            "H5Tget_class": (herr, [hid]),
-            "H5Tdetect_class": (herr, [hid, enum]),
-            "H5Treclaim": (herr, [hid, hid, hid, ptr]),
-            "H5Tclose": (herr, [hid]),
-        }
-        for name, (restype, argtypes) in signatures.items():
-            function = getattr(lib, name)
-            function.restype, function.argtypes = restype, argtypes
-            setattr(self, name, function)
-
-
-def _load_c_functions() -> _CFunctions | None:
-    try:
-        return _CFunctions()
-    except (OSError, AttributeError):
-        return None
-
-
-_CAPI = _load_c_functions()
-try:  # h5py serialises HDF5 calls with this lock; our own calls must take it too
-    from h5py._objects import phil as _PHIL
-except ImportError:  # pragma: no cover - h5py internals moved
-    _PHIL = contextlib.nullcontext()
-
-
-def _ok(value: int) -> int:
-    if value < 0:
-        raise OSError("HDF5 call failed")
+def _link_value(group: int, name: bytes, size: int) -> ctypes.Array[ctypes.c_char]:
+    """The value of soft or external link ``name`` (``size`` bytes, from its link info)."""
+    value = ctypes.create_string_buffer(size)
+    ok(h5.H5Lget_val(group, name, value, size, 0))
     return value
 
 
-def _copy_attributes_c(src: h5o.ObjectID, dst: h5o.ObjectID, count: int, index: int) -> list[bytes]:
-    """Attributes copied with HDF5's C functions: any type, values unconverted.
+def _drop_missing_filters(dcpl: int) -> None:
+    """Remove from ``dcpl`` the filters not available here (plugins missing)."""
+    flags, count = ctypes.c_uint(), ctypes.c_size_t(0)
+    for i in reversed(range(ok(h5.H5Pget_nfilters(dcpl)))):
+        code = ok(h5.H5Pget_filter2(dcpl, i, flags, count, None, 0, None, None))
+        if not ok(h5.H5Zfilter_avail(code)):
+            ok(h5.H5Premove_filter(dcpl, code))
+
+
+# --- attributes --------------------------------------------------------------------------
+
+
+class _AttributeNames:
+    """Names of an object's attributes in index order, from one ``H5Aiterate2``.
+
+    ``H5Aopen_by_idx`` decodes and sorts all of an object's attributes to open one (n² for
+    n attributes); the iteration sorts them once, and each is then opened by name.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[bytes] = []
+        self.visit = ATTRIBUTE_ITERATE(self.collect)  # one ctypes callback for every object
+
+    def collect(self, obj: int, name: bytes, info: Any, data: Any) -> int:
+        """``H5Aiterate2``'s callback: note the name, go on."""
+        self.found.append(name)
+        return 0
+
+    def __call__(self, obj: int, index: int) -> list[bytes]:
+        """The names of ``obj``'s attributes in ``index`` order (OSError when HDF5 fails)."""
+        self.found = []
+        ok(h5.H5Aiterate2(obj, index, K["ITER_INC"], None, self.visit, None))
+        return self.found
+
+
+_attribute_names = _AttributeNames()
+
+
+def _copy_attributes(src: int, dst: int, index: int) -> list[bytes]:
+    """Attributes copied in their own type: any type, values unconverted.
 
     Values are read and written in the attribute's own type (variable-length data is
     reclaimed after the write); references and empty attributes are not written (the
     copy holds zeros: null references, until :meth:`_Copier.references` points them at
     the copied objects); returns the names of attributes that hold references.
     """
-    c: Any = _CAPI  # its functions are set by name from HDF5's symbol table
-    name = ctypes.create_string_buffer(256)
     referring = []
-    for i in range(count):
-        aid = _ok(c.H5Aopen_by_idx(src.id, b".", index, h5.ITER_INC, i, 0, 0))
+    for name in _attribute_names(src, index):
+        aid = ok(h5.H5Aopen(src, name, 0))
         tid = sid = out = -1
         try:
-            length = _ok(c.H5Aget_name(aid, len(name), name))
-            if length >= len(name):
-                name = ctypes.create_string_buffer(length + 1)
-                _ok(c.H5Aget_name(aid, len(name), name))
-            tid = _ok(c.H5Aget_type(aid))
-            if _ok(c.H5Tcommitted(tid)):  # a named datatype of the source: use a copy
-                committed, tid = tid, -1
-                try:
-                    tid = _ok(c.H5Tcopy(committed))
-                finally:
-                    c.H5Tclose(committed)
-            sid = _ok(c.H5Aget_space(aid))
-            npoints = _ok(c.H5Sget_simple_extent_npoints(sid))
-            kind = _ok(c.H5Tget_class(tid))
-            if kind in (h5t.COMPOUND, h5t.ARRAY, h5t.VLEN):
-                references = bool(_ok(c.H5Tdetect_class(tid, h5t.REFERENCE)))
+            tid = _own_type(h5.H5Aget_type(aid))
+            sid = ok(h5.H5Aget_space(aid))
+            npoints = ok(h5.H5Sget_simple_extent_npoints(sid))
+            kind = ok(h5.H5Tget_class(tid))
+            if kind in (K["COMPOUND"], K["ARRAY"], K["VLEN"]):
+                references = bool(ok(h5.H5Tdetect_class(tid, K["REFERENCE"])))
             else:
-                references = kind == h5t.REFERENCE
+                references = kind == K["REFERENCE"]
             # values H5Treclaim must free (it leaves fixed-size parts alone)
-            variable = kind in (h5t.STRING, h5t.COMPOUND, h5t.ARRAY, h5t.VLEN)
+            variable = kind in (K["STRING"], K["COMPOUND"], K["ARRAY"], K["VLEN"])
             data = None
             if npoints and references:
-                referring.append(name.value)
+                referring.append(name)
             if npoints and not references:
-                size = c.H5Tget_size(tid)
+                size = h5.H5Tget_size(tid)
                 if not size:
                     raise OSError("HDF5 call failed")
                 data = ctypes.create_string_buffer(npoints * size)
-                _ok(c.H5Aread(aid, tid, data))
+                ok(h5.H5Aread(aid, tid, data))
             try:
-                out = _ok(c.H5Acreate2(dst.id, name.value, tid, sid, 0, 0))
+                out = ok(h5.H5Acreate2(dst, name, tid, sid, 0, 0))
                 if data is not None:
-                    _ok(c.H5Awrite(out, tid, data))
+                    ok(h5.H5Awrite(out, tid, data))
             finally:
                 if variable and data is not None:
-                    c.H5Treclaim(tid, sid, 0, data)
+                    h5.H5Treclaim(tid, sid, 0, data)
         finally:
-            for close, ident in (c.H5Aclose, out), (c.H5Sclose, sid), (c.H5Tclose, tid), (c.H5Aclose, aid):
+            for close, ident in (h5.H5Aclose, out), (h5.H5Sclose, sid), (h5.H5Tclose, tid), (h5.H5Aclose, aid):
                 if ident >= 0:
                     close(ident)
     return referring
@@ -502,82 +492,88 @@ class _VariableLength(ctypes.Structure):
     _fields_ = [("len", ctypes.c_size_t), ("p", ctypes.c_void_p)]
 
 
-def _referring_attributes(obj: h5o.ObjectID) -> list[bytes]:
-    """Names of ``obj``'s attributes whose type holds references."""
+def _referring_attributes(obj: int) -> list[bytes]:
+    """Names of ``obj``'s attributes whose type holds references (and that hold values)."""
     names = []
-    for i in range(h5a.get_num_attrs(obj)):
-        aid = h5a.open(obj, index=i)
-        if aid.get_type().detect_class(h5t.REFERENCE) and aid.get_space().get_simple_extent_npoints():
-            names.append(aid.name)
+    for name in _attribute_names(obj, K["INDEX_NAME"]):
+        with _Open(h5.H5Aopen(obj, name, 0), h5.H5Aclose) as aid, _Open(h5.H5Aget_type(aid), h5.H5Tclose) as tid:
+            if ok(h5.H5Tdetect_class(tid, K["REFERENCE"])):
+                with _Open(h5.H5Aget_space(aid), h5.H5Sclose) as sid:
+                    if ok(h5.H5Sget_simple_extent_npoints(sid)):
+                        names.append(name)
     return names
 
 
-def _rewrite_references(
-    src: h5o.ObjectID, dst: h5o.ObjectID, name: bytes, target: Callable[[int], int]
-) -> None:
+def _rewrite_references(src: int, dst: int, name: bytes, target: Callable[[int], int]) -> None:
     """Write attribute ``name`` of ``src`` to that of ``dst`` with its object references translated."""
-    c: Any = _CAPI  # its functions are set by name from HDF5's symbol table
-    aid = h5a.open(src, name)
-    tid = aid.get_type()
-    if tid.committed():
-        tid = tid.copy()
-    if not _translatable(tid):
-        return  # new-style (HDF5 1.12) references: opaque, left null
-    space = aid.get_space()
-    count = space.get_simple_extent_npoints()
-    data = ctypes.create_string_buffer(count * tid.get_size())
-    _ok(c.H5Aread(aid.id, tid.id, data))
-    try:
-        _translate(ctypes.addressof(data), tid, count, target)
-        out = h5a.open(dst, name)  # kept in a name: h5py closes the id with its object
-        _ok(c.H5Awrite(out.id, tid.id, data))
-    finally:
-        if tid.get_class() in (h5t.COMPOUND, h5t.ARRAY, h5t.VLEN):
-            c.H5Treclaim(tid.id, space.id, 0, data)
+    with (
+        _Open(h5.H5Aopen(src, name, 0), h5.H5Aclose) as aid,
+        _Open(_own_type(h5.H5Aget_type(aid)), h5.H5Tclose) as tid,
+        _Open(h5.H5Aget_space(aid), h5.H5Sclose) as space,
+    ):
+        if not _translatable(tid):
+            return  # new-style (HDF5 1.12) references: opaque, left null
+        count = ok(h5.H5Sget_simple_extent_npoints(space))
+        data = ctypes.create_string_buffer(count * h5.H5Tget_size(tid))
+        ok(h5.H5Aread(aid, tid, data))
+        try:
+            _translate(ctypes.addressof(data), tid, count, target)
+            with _Open(h5.H5Aopen(dst, name, 0), h5.H5Aclose) as out:
+                ok(h5.H5Awrite(out, tid, data))
+        finally:
+            if h5.H5Tget_class(tid) in (K["COMPOUND"], K["ARRAY"], K["VLEN"]):
+                h5.H5Treclaim(tid, space, 0, data)
 
 
-def _translatable(tid: h5t.TypeID) -> bool:
+def _translatable(tid: int) -> bool:
     """Whether every reference in the type is an object (8 bytes) or region (12 bytes) reference."""
-    kind = tid.get_class()
-    if kind == h5t.REFERENCE:
-        return tid.get_size() in (8, 12)
-    if kind in (h5t.VLEN, h5t.ARRAY):
-        return _translatable(tid.get_super())
-    if kind == h5t.COMPOUND:
-        return all(_translatable(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    kind = ok(h5.H5Tget_class(tid))
+    if kind == K["REFERENCE"]:
+        return h5.H5Tget_size(tid) in (8, 12)
+    if kind in (K["VLEN"], K["ARRAY"]):
+        with _Open(h5.H5Tget_super(tid), h5.H5Tclose) as base:
+            return _translatable(base)
+    if kind == K["COMPOUND"]:
+        for m in range(ok(h5.H5Tget_nmembers(tid))):
+            with _Open(h5.H5Tget_member_type(tid, m), h5.H5Tclose) as member:
+                if not _translatable(member):
+                    return False
     return True
 
 
-def _translate(address: int, tid: h5t.TypeID, count: int, target: Callable[[int], int]) -> None:
+def _translate(address: int, tid: int, count: int, target: Callable[[int], int]) -> None:
     """Rewrite, in memory at ``address``, ``count`` values of type ``tid``.
 
     Each object reference (a source address) becomes ``target(address)``; region references
     become null.
     """
-    kind = tid.get_class()
-    size = tid.get_size()
-    if kind == h5t.REFERENCE:
+    kind = ok(h5.H5Tget_class(tid))
+    size = h5.H5Tget_size(tid)
+    if kind == K["REFERENCE"]:
         if size == 8:
             values = (ctypes.c_uint64 * count).from_address(address)
             for i in range(count):
                 values[i] = target(values[i])
         else:
             ctypes.memset(address, 0, count * size)
-    elif kind == h5t.VLEN:
-        base = tid.get_super()
-        for i in range(count):
-            seq = _VariableLength.from_address(address + i * size)
-            if seq.len and seq.p:
-                _translate(seq.p, base, seq.len, target)
-    elif kind == h5t.ARRAY:
+    elif kind == K["VLEN"]:
+        with _Open(h5.H5Tget_super(tid), h5.H5Tclose) as base:
+            for i in range(count):
+                seq = _VariableLength.from_address(address + i * size)
+                if seq.len and seq.p:
+                    _translate(seq.p, base, seq.len, target)
+    elif kind == K["ARRAY"]:
+        dims = (ctypes.c_uint64 * ok(h5.H5Tget_array_ndims(tid)))()
+        ok(h5.H5Tget_array_dims2(tid, dims))
         per = 1
-        for n in tid.get_array_dims():
+        for n in dims:
             per *= n
-        _translate(address, tid.get_super(), count * per, target)
-    elif kind == h5t.COMPOUND:
-        for m in range(tid.get_nmembers()):
-            member = tid.get_member_type(m)
-            if member.detect_class(h5t.REFERENCE):
-                offset = tid.get_member_offset(m)
-                for i in range(count):
-                    _translate(address + i * size + offset, member, 1, target)
+        with _Open(h5.H5Tget_super(tid), h5.H5Tclose) as base:
+            _translate(address, base, count * per, target)
+    elif kind == K["COMPOUND"]:
+        for m in range(ok(h5.H5Tget_nmembers(tid))):
+            with _Open(h5.H5Tget_member_type(tid, m), h5.H5Tclose) as member:
+                if ok(h5.H5Tdetect_class(member, K["REFERENCE"])):
+                    offset = h5.H5Tget_member_offset(tid, m)
+                    for i in range(count):
+                        _translate(address + i * size + offset, member, 1, target)
