@@ -147,14 +147,16 @@ def _streamed(fn: Callable[[T], R], items: Sequence[T], offset: int, workers: in
     try:
         for worker in range(workers):
             read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                os.close(read_end)
-                for feed in feeds:  # the earlier workers' pipes are the parent's
-                    os.close(feed.fd)
-                _stream_and_exit(fn, rest, worker, workers, write_end)
-            os.close(write_end)
-            feeds.append(_Feed(pid, read_end))
+            with _signals_held() as previous:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the child, which never returns
+                    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                    os.close(read_end)
+                    for feed in feeds:  # the earlier workers' pipes are the parent's
+                        os.close(feed.fd)
+                    _stream_and_exit(fn, rest, worker, workers, write_end)
+                os.close(write_end)
+                feeds.append(_Feed(pid, read_end))  # known before a held-back Ctrl-C lands: stopped then
         for j, item in enumerate(rest):
             answer = feeds[j % workers].next()
             if answer is None:  # that worker is gone: its items are computed here
@@ -264,12 +266,14 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T], offset: int, processes: 
     try:
         for worker in range(1, processes):
             read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                os.close(read_end)
-                _work_and_exit(fn, rest, worker, processes, write_end)
-            os.close(write_end)
-            children[worker] = (pid, read_end)
+            with _signals_held() as previous:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the child, which never returns
+                    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                    os.close(read_end)
+                    _work_and_exit(fn, rest, worker, processes, write_end)
+                os.close(write_end)
+                children[worker] = (pid, read_end)  # known before a held-back Ctrl-C lands: stopped then
         shares: dict[int, list[tuple[bool, Any]]] = {0: []}
         for j in range(0, len(rest), processes):
             try:
@@ -332,6 +336,22 @@ def _work_and_exit(fn: Callable[[T], R], rest: Sequence[T], worker: int, process
         pass
     finally:
         os._exit(code)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[set[int | signal.Signals]]:
+    """SIGINT and SIGTERM held back around a fork; yields the signal mask to restore in the child.
+
+    Modules register fork handlers (logging releases its lock in the parent); a Ctrl-C
+    landing inside one is printed by Python as an ignored exception with a traceback,
+    and lost. Held back, it arrives once the new worker is recorded, so the caller's
+    cleanup stops it.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield previous
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _portable(exc: Exception) -> Exception:
