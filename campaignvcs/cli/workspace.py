@@ -90,13 +90,19 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
         return
     if directory is not None or when is not None or fetch_metadata:
         raise UsageError("--dir, --datetime and --fetch-metadata go with --from RCLONE_PATH")
+    encrypt = None
     if keyfile:
         from campaignvcs.cli.keys import ask_password
-    encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env) if keyfile else None
+
+        encrypt = porcelain.encryptor(keyfile, ask_password=ask_password, env=env.env)
+    provenance = porcelain.parse_meta(meta)
+    # Readers start before porcelain.add loads the repository code (a third of a big add's start-up);
+    # porcelain.add closes them whatever happens.
+    reading = porcelain.start_reading(list(paths), name, store, thumbnail, kind, env=env.env)
     outcome = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
                             encrypt=encrypt, key_id=encrypt.key_id if encrypt else "",
-                            shard_staging=shard_staging, meta=porcelain.parse_meta(meta))
+                            shard_staging=shard_staging, meta=provenance, reading=reading)
     echo_warnings(outcome.warnings, *(outcome.committed.warnings if outcome.committed else ()))
     if as_json:
         echo_json(outcome.added)

@@ -22,10 +22,11 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+T_co = TypeVar("T_co", covariant=True)
 
 AUTO_MAX_PROCESSES = 4
 """Processes (the parent included) when the count is chosen automatically."""
@@ -99,12 +100,30 @@ starts within a few items, large enough that framing costs nothing."""
 _FRAME = struct.Struct("<Q")
 
 
+START_NOW_MIN = 64
+"""Items from which ``imap_in_order(..., now=True)`` forks at once, without timing any first.
+
+64 BP5 datasets are ~20 ms of work against a few ms for the forks; slower kinds more."""
+
+
+class Results(Protocol[T_co]):
+    """What :func:`imap_in_order` returns: an iterator that ``close()`` stops (workers included)."""
+
+    def __iter__(self) -> Iterator[T_co]: ...
+
+    def __next__(self) -> T_co: ...
+
+    def close(self) -> None:
+        """Stop computing (worker processes are stopped and reaped)."""
+
+
 def imap_in_order(
     fn: Callable[[T], R],
     items: Sequence[T],
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Generator[R, None, None]:
+    now: bool = False,
+) -> Results[R]:
     """``(fn(item) for item in items)``, computed ahead by worker processes when that is faster.
 
     For a consumer with work of its own per result (``camp add`` stages each dataset while
@@ -113,20 +132,33 @@ def imap_in_order(
     the CPUs stay busy to the end (with :func:`map_in_order` the consumer's work starts
     when the last worker is done). The outcome is the serial generator's: results in item
     order, the first failing item's exception raised at its place, a worker that dies has
-    the rest of its items computed here. Closing the generator early stops the workers.
+    the rest of its items computed here. ``close()`` stops the workers, iterated or not.
 
     ``processes``: None chooses as :func:`map_in_order` does (serial while the work left is
-    small); 1 never forks; N > 1 starts N workers at once.
+    small); 1 never forks; N > 1 starts N workers at once. ``now``: with at least
+    :data:`START_NOW_MIN` items, fork before returning, so workers read while the caller
+    prepares to consume (``camp add`` loads the repository code meanwhile).
     """
-    total = len(items)
     workers = auto_processes() if processes is None else processes
+    if now and workers > 1 and len(items) >= max(START_NOW_MIN, 2 * workers):
+        return _Streamed(fn, items, 0, workers, progress)
+    return _serial_first(fn, items, processes, workers, progress)
+
+
+def _serial_first(fn: Callable[[T], R], items: Sequence[T], processes: int | None, workers: int,
+                  progress: Callable[[int, int], None] | None) -> Generator[R, None, None]:
+    total = len(items)
     spent = 0.0  # seconds in fn, item 0 (one-time imports) excluded: the consumer's time is not fn's
     for i, item in enumerate(items):
         left = total - i
         if workers > 1 and left >= 2 * workers and (
             processes is not None or (i > 1 and spent / (i - 1) * left > WORTH_FORKING)
         ):
-            yield from _streamed(fn, items, i, workers, progress)
+            rest = _Streamed(fn, items, i, workers, progress)
+            try:
+                yield from rest
+            finally:
+                rest.close()
             return
         began = time.perf_counter()
         result = fn(item)
@@ -137,40 +169,63 @@ def imap_in_order(
         yield result
 
 
-def _streamed(fn: Callable[[T], R], items: Sequence[T], offset: int, workers: int,
-              progress: Callable[[int, int], None] | None) -> Iterator[R]:
-    """Items from ``offset`` on: item ``offset + j`` is computed by worker ``j % workers``."""
-    rest = items[offset:]
-    feeds: list[_Feed] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        for worker in range(workers):
-            read_end, write_end = os.pipe()
-            with _signals_held() as previous:
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                    os.close(read_end)
-                    for feed in feeds:  # the earlier workers' pipes are the parent's
-                        os.close(feed.fd)
-                    _stream_and_exit(fn, rest, worker, workers, write_end)
-                os.close(write_end)
-                feeds.append(_Feed(pid, read_end))  # known before a held-back Ctrl-C lands: stopped then
-        for j, item in enumerate(rest):
-            answer = feeds[j % workers].next()
+class _Streamed(Generic[T, R]):
+    """Items from ``offset`` on, computed by forked workers (item ``offset + j``: worker ``j % workers``)."""
+
+    def __init__(self, fn: Callable[[T], R], items: Sequence[T], offset: int, workers: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.fn, self.items, self.offset, self.progress = fn, items, offset, progress
+        self.next_item = offset
+        self.feeds: list[_Feed] = []
+        rest = items[offset:]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            for worker in range(workers):
+                read_end, write_end = os.pipe()
+                with _signals_held() as previous:
+                    pid = os.fork()
+                    if pid == 0:  # pragma: no cover - runs in the child, which never returns
+                        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                        os.close(read_end)
+                        for feed in self.feeds:  # the earlier workers' pipes are the parent's
+                            os.close(feed.fd)
+                        _stream_and_exit(fn, rest, worker, workers, write_end)
+                    os.close(write_end)
+                    self.feeds.append(_Feed(pid, read_end))  # known before a held-back Ctrl-C lands
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> _Streamed[T, R]:
+        return self
+
+    def __next__(self) -> R:
+        i = self.next_item
+        if i >= len(self.items):
+            self.close()
+            raise StopIteration
+        try:
+            answer = self.feeds[(i - self.offset) % len(self.feeds)].next()
             if answer is None:  # that worker is gone: its items are computed here
-                value = fn(item)
+                value = self.fn(self.items[i])
             elif answer[0]:
                 value = answer[1]
             else:
                 raise answer[1]
-            if progress:
-                progress(offset + j + 1, len(items))
-            yield value
-    finally:
-        for feed in feeds:
+        except BaseException:
+            self.close()
+            raise
+        self.next_item = i + 1
+        if self.progress:
+            self.progress(i + 1, len(self.items))
+        return value
+
+    def close(self) -> None:
+        """Stop and reap every worker (those done included); later items are not computed."""
+        for feed in self.feeds:
             feed.close()
+        self.next_item = len(self.items)
 
 
 class _Feed:

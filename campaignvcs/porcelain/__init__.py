@@ -16,6 +16,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "init": "workspace",
     "add": "workspace",
+    "start_reading": "reading",
     "status": "workspace",
     "commit": "workspace",
     "log": "history",

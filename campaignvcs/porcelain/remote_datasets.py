@@ -21,7 +21,8 @@ from campaignvcs.errors import BadInput, UsageError
 from campaignvcs.extract import HDF5_SIGNATURE, IMAGE_SUFFIXES, Extracted, ExtractedReplica, Options, extract
 from campaignvcs.model import DatasetName, Host, HostName
 from campaignvcs.porcelain.common import environ, open_repo, resolve_host
-from campaignvcs.porcelain.staging import AddResult, Source, stage_sources
+from campaignvcs.porcelain.reading import Source
+from campaignvcs.porcelain.staging import AddResult, stage_sources
 from campaignvcs.porcelain.workspace import commit_staged
 from campaignvcs.transaction import Transaction
 

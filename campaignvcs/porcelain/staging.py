@@ -1,10 +1,9 @@
-"""camp add's two halves: reading paths into sources, and staging what was read.
+"""camp add's second half: staging what was read (:mod:`campaignvcs.porcelain.reading`).
 
-Reading (the extractors, in worker processes for many paths) needs no repository;
-staging decides, under the repository lock, what each source does to the campaign:
-a new dataset, a replica added or updated, or nothing. ``camp add`` streams one into
-the other (:func:`read_sources` yields while workers read ahead), so staging the
-first datasets overlaps reading the last.
+Under the repository lock, each source is named and applied to its dataset: a new
+dataset, a replica added or updated, or nothing. Sources are taken a batch at a time as
+the readers deliver them, and each batch's dataset trees are queued at once, so staging
+the first datasets overlaps reading the last.
 """
 
 from __future__ import annotations
@@ -12,19 +11,18 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from itertools import islice
 
 from campaignvcs import layout
 from campaignvcs.errors import BadInput
-from campaignvcs.extract import Extracted, Options, Payload, compressed_payload, detect, extract
+from campaignvcs.extract import Payload, compressed_payload
 from campaignvcs.model import BlobId, Dataset, DatasetName, EmbeddedFile, Host, HostName, Replica
 from campaignvcs.porcelain.common import long_host_name
+from campaignvcs.porcelain.reading import Source, location_of
 from campaignvcs.statcache import signature_of
 from campaignvcs.transaction import Transaction
-
-Progress = Callable[[int, int], None]
 
 STAGE_BATCH = 32
 """Sources staged per stat-cache lookup ("which datasets already record these files?")."""
@@ -40,77 +38,6 @@ class AddResult:
     host: str
 
 
-@dataclass(frozen=True)
-class Source:
-    """One path read for ``camp add``: the dataset name it goes to and what its extractor found."""
-
-    shown: str
-    name: DatasetName
-    directory: str
-    path: str
-    extracted: Extracted
-    named: bool = False
-    """The name was given (--name): the dataset is that one even if the file is recorded under another."""
-    location: str = ""
-    """The file as the stat cache keys it (absolute, normalised; "": not worked out yet)."""
-
-    def where(self) -> str:
-        """:attr:`location`, worked out here when the reader left it empty."""
-        return self.location or _location(self.directory, self.path)
-
-
-def read_sources(
-    paths: Sequence[str], name: str | None, cwd: str, options: Options, progress: Progress | None,
-    processes: int | None = None, root: str | None = None,
-) -> Generator[Source, None, None]:
-    """What each path holds, in the order given (lazily: a path is read when its turn comes).
-
-    ``root``: the campaign folder (real path); a dataset below it is named by its path
-    from there, whatever folder camp add runs in (like git's paths).
-
-    Many paths are read ahead by forked worker processes (threads were measured slower:
-    the GIL), with the same results and the same first error as one process would give.
-    ``processes``: None chooses (see :mod:`campaignvcs.extract.parallel`), 1 never forks.
-    """
-    from campaignvcs.extract.parallel import imap_in_order
-
-    real: dict[str, str] = {}  # one realpath per folder, not per dataset (it lstats every component)
-
-    def realpath(folder: str) -> str:
-        found = real.get(folder)
-        if found is None:
-            found = real[folder] = os.path.realpath(folder)
-        return found
-
-    return imap_in_order(lambda given: _read_source(given, name, cwd, options, realpath, root), paths, processes,
-                         progress)
-
-
-def _read_source(given: str, name: str | None, cwd: str, options: Options,
-                 realpath: Callable[[str], str] = os.path.realpath, root: str | None = None) -> Source:
-    if not given or "\0" in given:
-        raise BadInput(f"invalid path: {given!r}")
-    shown = os.path.normpath(given)
-    full = os.path.join(cwd, given)
-    kind = detect(full, options.kind)
-    extracted = extract(full, kind, options)
-    if os.path.isabs(given):
-        # ADIOS2 reads dir + "/" + path: record the real folder and the base name.
-        directory, path = realpath(os.path.dirname(shown)), os.path.basename(shown)
-    else:
-        directory, path = realpath(cwd), shown
-    default = shown
-    location = _location(directory, path)  # here, in the worker processes, not in the staging loop
-    if root is not None:
-        below = os.path.relpath(location, root)
-        if below != "." and below != ".." and not below.startswith("../"):
-            default = below
-    ds_name = DatasetName(name if name is not None else default)
-    if not ds_name or "\0" in ds_name:
-        raise BadInput(f"invalid dataset name: {ds_name!r}")
-    return Source(given, ds_name, directory, path, extracted, name is not None, location)
-
-
 def stage_sources(
     tx: Transaction,
     sources: Iterable[Source],
@@ -118,8 +45,13 @@ def stage_sources(
     encrypt: Callable[[Payload], tuple[bytes, str]] | None,
     key_id: str,
     read_at: int | None = None,
+    root: str | None = None,
 ) -> list[AddResult]:
     """Stage what was read; ``read_at`` (ns): when reading began, for sources read from this disk.
+
+    ``root``: the campaign folder (real path); a source without a name is named by its
+    path from there when it is below it (whatever folder camp add ran in, like git's
+    paths), else by its path as given.
 
     Those replicas' signatures go into the stat cache with their content digest, so
     ``camp status`` can tell a later change from what was read (see statcache).
@@ -131,7 +63,7 @@ def stage_sources(
     staged = _Staged(tx, host, encrypt, key_id)
     results: list[AddResult] = []
     it = iter(sources)
-    while batch := list(islice(it, STAGE_BATCH)):
+    while batch := [_named(src, root) for src in islice(it, STAGE_BATCH)]:
         recorded = cache.datasets_at(host, {src.where() for src in batch if not src.named})
         for src in batch:
             results.append(staged.take(_recorded_as(recorded.get(src.where(), []), src)))
@@ -169,7 +101,7 @@ class _Staged:
             raise BadInput(f"{src.shown}: dataset {src.name} is {before.kind}, this path is {src.extracted.kind}")
         if before is None or not before.live:
             dataset = Dataset(
-                name=src.name,
+                name=DatasetName(src.name),
                 uuid=before.uuid if before is not None else uuid.uuid4().hex,
                 kind=src.extracted.kind,
                 modtime=src.extracted.modtime,
@@ -243,18 +175,27 @@ def _same_file_as(dataset: Dataset, host: str, directory: str, path: str, target
 
     ``x.bp`` added from ``run`` and ``run/x.bp`` added from its parent are one replica: the
     one recorded first keeps its spelling, so a re-add updates it instead of adding a copy.
-    ``target``: :func:`_location` of (directory, path).
+    ``target``: :func:`location_of` (directory, path).
     """
     for r in dataset.replicas:
         if (r.live and r.host == host and r.archive is None and not r.path.startswith("thumbnails/")
-                and _location(r.dir, r.path) == target):
+                and location_of(r.dir, r.path) == target):
             return r.dir, r.path
     return directory, path
 
 
-def _location(directory: str, path: str) -> str:
-    """A replica's file as the stat cache keys it (absolute, normalised)."""
-    return os.path.normpath(os.path.join(directory, path))
+def _named(src: Source, root: str | None) -> Source:
+    """``src`` with its dataset name: the one given, else its path below ``root``, else as given."""
+    name = src.name
+    if not src.named and not name:
+        name = os.path.normpath(src.shown)
+        if root is not None:
+            below = os.path.relpath(src.where(), root)
+            if below != "." and below != ".." and not below.startswith("../"):
+                name = below
+    if not name or "\0" in name:
+        raise BadInput(f"invalid dataset name: {name!r}")
+    return src if name == src.name else replace(src, name=name)
 
 
 def _recorded_as(found: list[str], src: Source) -> Source:
@@ -269,4 +210,4 @@ def _recorded_as(found: list[str], src: Source) -> Source:
     if len(found) > 1:
         raise BadInput(f"{src.shown} is recorded by datasets {', '.join(sorted(found))}: "
                        "give --name NAME to say which one to update")
-    return replace(src, name=DatasetName(found[0]))
+    return replace(src, name=found[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from campaignvcs import layout, provenance
@@ -20,7 +20,8 @@ from campaignvcs.porcelain.common import (
     open_repo,
     resolve_host,
 )
-from campaignvcs.porcelain.staging import AddResult, Progress, Source, read_sources, stage_sources
+from campaignvcs.porcelain.reading import Progress, Reading, start_reading
+from campaignvcs.porcelain.staging import AddResult, stage_sources
 from campaignvcs.repo import CampaignRepo
 from campaignvcs.tempfiles import hostname
 from campaignvcs.transaction import Transaction
@@ -77,11 +78,15 @@ def add(
     message: str | None = None,
     shard_staging: bool | None = None,
     meta: Mapping[str, str] | None = None,
+    reading: Reading | None = None,
 ) -> AddOutcome:
     """Record datasets found at ``paths`` (relative to ``cwd``) into the staging area.
 
-    Paths are read under the lock, streamed into staging (:mod:`campaignvcs.porcelain.staging`);
-    one bad path stages nothing. ``encrypt``
+    Paths are read by worker processes while staging takes what they deliver
+    (:mod:`campaignvcs.porcelain.reading`, :mod:`campaignvcs.porcelain.staging`); one bad
+    path stages nothing. ``reading``: the same paths, name and options, started earlier
+    with :func:`~campaignvcs.porcelain.reading.start_reading` (the CLI starts it before
+    this module loads); closed here in every case. ``encrypt``
     (from :mod:`campaignvcs.keys`) turns a payload into (stored bytes, checksum) for keyed
     replicas. With ``message``, the staged changes are committed under the same lock
     (one process instead of two: what a batch job's epilog wants). Hooks: ``pre-add``
@@ -90,39 +95,50 @@ def add(
     ``shard_staging`` (None: if ``SLURM_JOB_ID`` is set, or ``meta`` without ``message``): into a
     shard of its own, without the lock (:mod:`campaignvcs.shards`); ``meta``: provenance trailers.
     """
-    if message is not None and not message.strip():
-        raise BadInput("empty commit message: pass -m MESSAGE")
-    env = environ(env)
-    cwd = cwd or os.getcwd()
-    if not paths:
-        raise BadInput("nothing to add: give one or more paths")
-    if name is not None and len(paths) != 1:
-        raise UsageError("--name needs exactly one path")
-    if thumbnail is not None and (thumbnail[0] < 1 or thumbnail[1] < 1):
-        raise BadInput(f"invalid thumbnail size: {thumbnail[0]} {thumbnail[1]}")
+    try:
+        if message is not None and not message.strip():
+            raise BadInput("empty commit message: pass -m MESSAGE")
+        env = environ(env)
+        cwd = cwd or os.getcwd()
+        if not paths:
+            raise BadInput("nothing to add: give one or more paths")
+        if name is not None and len(paths) != 1:
+            raise UsageError("--name needs exactly one path")
+        if thumbnail is not None and (thumbnail[0] < 1 or thumbnail[1] < 1):
+            raise BadInput(f"invalid thumbnail size: {thumbnail[0]} {thumbnail[1]}")
+        if reading is None:
+            reading = start_reading(paths, name, store, thumbnail, kind, cwd, env, progress)
+        elif reading.paths != list(paths) or reading.name != name:
+            raise ValueError("add: reading was started for other paths or another name")
+        return _record(reading, cwd, env, repo, host, name, store, thumbnail, encrypt, key_id, message,
+                       shard_staging, meta)
+    finally:
+        if reading is not None:
+            reading.close()  # stops worker processes still reading when something failed
+
+
+def _record(reading: Reading, cwd: str, env: Mapping[str, str], repo: str | None, host: str | None,
+            name: str | None, store: bool, thumbnail: tuple[int, int] | None,
+            encrypt: Callable[[Payload], tuple[bytes, str]] | None, key_id: str, message: str | None,
+            shard_staging: bool | None, meta: Mapping[str, str] | None) -> AddOutcome:
+    """:func:`add` once its arguments are checked and its paths are being read."""
+    paths, sources, started = reading.paths, reading.sources, reading.started
     with open_repo(repo, cwd, env) as camp:
         host_name = HostName(resolve_host(camp, host, env))
-        options = Options(store=store, thumbnail=thumbnail, kind=kind)
-        processes = _processes(env)
-        started = time.time_ns()  # before any file is read: what changes after it is seen as racy
-        # Read lazily: staging consumes each source as worker processes read the next ones.
-        sources = read_sources(paths, name, cwd, options, progress, processes, os.path.realpath(camp.root))
-        try:
-            if shard_staging or (shard_staging is None and (env.get("SLURM_JOB_ID") or (meta and message is None))):
-                return _add_to_shard(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], name,
-                                     host_name, sources, (encrypt, key_id), started, meta or {}, message)
-            committed = None
-            with camp.transaction() as tx:
-                if _installed(camp, "pre-add"):
-                    from campaignvcs.porcelain.hooks import pre_add_hook
+        root = os.path.realpath(camp.root)
+        if shard_staging or (shard_staging is None and (env.get("SLURM_JOB_ID") or (meta and message is None))):
+            return _add_to_shard(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], name,
+                                 host_name, reading, root, (encrypt, key_id), meta or {}, message)
+        committed = None
+        with camp.transaction() as tx:
+            if _installed(camp, "pre-add"):
+                from campaignvcs.porcelain.hooks import pre_add_hook
 
-                    pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
-                results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started)
-                if message is not None and camp.staged_changes():
-                    committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message),
-                                              meta=meta)
-        finally:
-            sources.close()  # stops worker processes still reading when staging failed
+                pre_add_hook(camp, env, [os.path.normpath(os.path.join(cwd, p)) for p in paths], host_name)
+            results = stage_sources(tx, sources, host_name, encrypt, key_id, read_at=started, root=root)
+            if message is not None and camp.staged_changes():
+                committed = commit_staged(tx, message, env, before=lambda: _pre_commit(camp, env, message),
+                                          meta=meta)
         warnings = _name_warnings(results, name)
         if encrypt is not None:
             from campaignvcs.aca.check import encrypted_add_warnings
@@ -141,8 +157,8 @@ def _name_warnings(results: list[AddResult], name: str | None) -> list[str]:
 
 
 def _add_to_shard(camp: CampaignRepo, env: Mapping[str, str], full_paths: list[str], name: str | None,
-                  host: HostName, sources: Iterable[Source],
-                  key: tuple[Callable[[Payload], tuple[bytes, str]] | None, str], started: int,
+                  host: HostName, reading: Reading, root: str,
+                  key: tuple[Callable[[Payload], tuple[bytes, str]] | None, str],
                   meta: Mapping[str, str], message: str | None) -> AddOutcome:
     """``camp add`` into a shard of its own (no lock: never waits, never refused); ``message``: then commit."""
     if _installed(camp, "pre-add"):
@@ -151,7 +167,9 @@ def _add_to_shard(camp: CampaignRepo, env: Mapping[str, str], full_paths: list[s
         pre_add_hook(camp, env, full_paths, host)
     from campaignvcs.porcelain.sharded import add_to_shard  # here: shards weigh on every add's start-up
 
-    done = add_to_shard(camp, env, meta, lambda tx: stage_sources(tx, sources, host, key[0], key[1], read_at=started),
+    done = add_to_shard(camp, env, meta,
+                        lambda tx: stage_sources(tx, reading.sources, host, key[0], key[1],
+                                                 read_at=reading.started, root=root),
                         message, lambda tx: commit_staged(tx, message or "", env,
                                                           before=lambda: _pre_commit(camp, env, message or "")))
     committed = done.committed
@@ -185,16 +203,6 @@ def _post_commit(camp: CampaignRepo, env: Mapping[str, str], commit: str) -> lis
     from campaignvcs.porcelain.hooks import post_hook
 
     return post_hook(camp, "post-commit", env, commit=commit)
-
-
-def _processes(env: Mapping[str, str]) -> int | None:
-    """``CAMP_JOBS``: how many processes read datasets (1: only this one); unset: camp chooses."""
-    value = env.get("CAMP_JOBS", "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise BadInput(f"invalid CAMP_JOBS: {value!r} (a number of processes, 1 for no worker processes)")
-    return int(value)
 
 
 @dataclass(frozen=True)
