@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import itertools
 import os
 import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from campaignvcs.faults import fault
@@ -138,30 +139,34 @@ def pack_index(shas: Sequence[bytes] | bytes | bytearray, offsets: array, crcs: 
 
 
 def _index_parts(shas: Sequence[bytes] | bytes | bytearray, offsets: array, crcs: array,
-                 pack_checksum: bytes) -> list[bytes | bytearray]:
-    """The pieces of :func:`pack_index`, its checksum last (written one by one: no copy of the whole).
+                 pack_checksum: bytes) -> Iterator[bytes]:
+    """The pieces of :func:`pack_index` in file order, its checksum last (written one by one: no copy of the whole).
 
     The ids are sorted in 256 runs by first byte (positions in flat arrays, 4 bytes an
-    object), each run sorted on its own: at 2.6 million objects one run is ~10,000 ids,
-    where sorting every position at once held a Python int and a key per object (~250 MB).
-    Equal ids keep their pack order, as a stable sort does.
+    object), each run sorted on its own and handed out at once: at 2.6 million objects a
+    run is ~10,000 ids, where sorting every position at once held a Python int and a key
+    per object (~250 MB). Equal ids keep their pack order, as a stable sort does.
     """
     ids = shas if isinstance(shas, (bytes, bytearray)) else b"".join(shas)
-    count = len(ids) // 20
     runs = [array("I") for _ in range(256)]
     for position, first in enumerate(ids[0::20]):
         runs[first].append(position)
-    fanout = array("I")
-    total = 0
-    sorted_ids = bytearray()
+    fanout = array("I", itertools.accumulate(len(run) for run in runs))
+    assert fanout[-1] == len(ids) // 20
     small = array("I")
     large = array("Q")
     crc_table = array("I")
+    digest = hashlib.sha1()
+
+    def part(data: bytes) -> bytes:
+        digest.update(data)
+        return data
+
+    yield part(b"\377tOc" + struct.pack(">I", 2) + struct.pack(">256I", *fanout))
     for run in runs:
-        total += len(run)
-        fanout.append(total)
-        for sha, i in sorted((ids[i * 20: i * 20 + 20], i) for i in run):
-            sorted_ids += sha
+        keyed = sorted((ids[i * 20: i * 20 + 20], i) for i in run)
+        del run[:]
+        for _sha, i in keyed:
             crc_table.append(crcs[i])
             off = offsets[i]
             if off < 0x80000000:
@@ -169,15 +174,11 @@ def _index_parts(shas: Sequence[bytes] | bytes | bytearray, offsets: array, crcs
             else:
                 small.append(0x80000000 | len(large))
                 large.append(off)
-        del run[:]
-    assert total == count
+        yield part(b"".join(sha for sha, _i in keyed))
     if sys.byteorder == "little":  # the index is big-endian
-        for table in (fanout, small, large, crc_table):
+        for table in (small, large, crc_table):
             table.byteswap()
-    parts: list[bytes | bytearray] = [b"\377tOc" + struct.pack(">I", 2) + fanout.tobytes(), sorted_ids,
-                                      crc_table.tobytes(), small.tobytes(), large.tobytes(), pack_checksum]
-    digest = hashlib.sha1()
-    for part in parts:
-        digest.update(part)
-    parts.append(digest.digest())
-    return parts
+    for table in (crc_table, small, large):
+        yield part(table.tobytes())
+    yield part(pack_checksum)
+    yield digest.digest()
