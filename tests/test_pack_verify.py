@@ -336,3 +336,17 @@ def test_a_pack_holding_an_object_twice_verifies_once_per_id(repo, tmp_path):
     pack = write(tmp_path, [*entries, entries[4], entries[0]])
     found = verify_pack(repo, pack.pack, pack.idx, pack.name)
     assert found == {oid for oid, _ in entries} and len(found) == 20 and len(list(found)) == 20
+
+
+def test_index_table_reads_back_what_pack_index_wrote_large_offsets_included():
+    from campaignvcs.packreader import IndexTable
+
+    rng = random.Random(6)
+    shas = [rng.randbytes(20) for _ in range(500)]
+    offsets = array("Q", (rng.randrange(0, 2**35) for _ in shas))
+    crcs = array("I", (rng.randrange(0, 2**32) for _ in shas))
+    table = IndexTable(pack_index(shas, offsets, crcs, b"\0" * 20))
+    rows = sorted(zip(shas, offsets, crcs))
+    assert table.count == 500
+    assert [(table.sha(i), table.offset(i), table.crc(i)) for i in range(500)] == rows
+    assert list(table.prefixes()) == [int.from_bytes(s[:8], "big") for s, _, _ in rows]
