@@ -8,6 +8,7 @@ these questions of the local repository; none of them is remote-specific.
 from __future__ import annotations
 
 from campaignvcs.gitobjects import TREE_MODE
+from campaignvcs.oidsets import OidList, OidSet
 from campaignvcs.repo import CampaignRepo
 
 
@@ -71,15 +72,17 @@ def ahead_behind(camp: CampaignRepo, head: bytes | None, other: bytes | None) ->
     return len(mine - theirs), len(theirs - mine)
 
 
-def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> list[bytes]:
-    """Objects reachable from ``head`` that a repository holding ``have``'s history lacks.
+def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> OidList:
+    """Objects reachable from ``head`` that a repository holding ``have``'s history lacks, in the order to send them.
 
     Each new commit's tree is compared with its parents' trees path by path and only
     subtrees that differ are entered, so a one-dataset change costs a handful of tree
     reads, not a walk of the whole campaign. An object that moved to another path is
     sent again (harmless: git allows duplicates across packs). Trees are parsed without
     the repository's tree cache: a first push walks every folder of the campaign once,
-    and keeping them all (~165,000 at 100,000 datasets) would cost hundreds of MiB.
+    and keeping them all (~165,000 at 100,000 datasets) would cost hundreds of MiB. The
+    ids are held as 20 binary bytes each (:mod:`campaignvcs.oidsets`): a first push of a
+    million datasets collects 2.6 million of them.
     """
     known = ancestors(camp, have)
     new_commits: list[bytes] = []
@@ -92,8 +95,8 @@ def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> list
         seen.add(oid)
         new_commits.append(oid)
         stack.extend(camp.read_commit(oid).parents)
-    out: list[bytes] = []
-    sent: set[bytes] = set()
+    out = OidList()
+    sent = OidSet()
     for oid in new_commits:
         commit = camp.read_commit(oid)
         out.append(oid)
@@ -102,11 +105,9 @@ def missing_objects(camp: CampaignRepo, head: bytes, have: bytes | None) -> list
     return out
 
 
-def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[bytes],
-                 sent: set[bytes]) -> None:
-    if tree in olds or tree in sent:
+def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: OidList, sent: OidSet) -> None:
+    if tree in olds or not sent.add(tree):
         return
-    sent.add(tree)
     out.append(tree)
     old_entries = [camp.objects.read_tree(o) for o in olds]
     for name, (mode, oid) in sorted(camp.objects.read_tree(tree).items()):
@@ -115,6 +116,5 @@ def _new_in_tree(camp: CampaignRepo, tree: bytes, olds: list[bytes], out: list[b
             continue
         if mode == TREE_MODE:
             _new_in_tree(camp, oid, [p[1] for p in prev if p[0] == TREE_MODE], out, sent)
-        elif oid not in sent:
-            sent.add(oid)
+        elif sent.add(oid):
             out.append(oid)

@@ -19,6 +19,7 @@ import heapq
 import mmap
 import os
 import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Iterator
@@ -56,6 +57,51 @@ def _valid_count(idx: mmap.mmap, data: mmap.mmap | None) -> int | None:
     if struct.unpack(">I", data[8:12])[0] != count or idx[-40:-20] != data[-20:]:
         return None
     return count
+
+
+class IndexTable:
+    """The fixed-size tables of one version-2 pack index (git's layout), read where they lie.
+
+    After the 8-byte header and the 256-entry fan-out come the sorted object ids (20 bytes
+    each), their CRC-32s (4 bytes each), their pack offsets (4 bytes each; with the high
+    bit set, a position in the table of 8-byte offsets that follows), then the pack's
+    checksum and the index's own. ``idx`` is the whole index (bytes or a map); nothing is
+    copied but :meth:`prefixes`.
+    """
+
+    def __init__(self, idx: bytes | mmap.mmap) -> None:
+        self.idx = idx
+        self.count: int = struct.unpack_from(">I", idx, SHAS_AT - 4)[0]
+        self.crcs_at = SHAS_AT + 20 * self.count
+        self.offsets_at = self.crcs_at + 4 * self.count
+        self.large_at = self.offsets_at + 4 * self.count
+
+    def sha(self, position: int) -> bytes:
+        """The binary id at ``position`` (0 ≤ position < count) of the sorted ids."""
+        return bytes(self.idx[SHAS_AT + position * 20: SHAS_AT + position * 20 + 20])
+
+    def crc(self, position: int) -> int:
+        """The CRC-32 of the pack entry of the object at ``position``."""
+        return struct.unpack_from(">I", self.idx, self.crcs_at + position * 4)[0]
+
+    def offset(self, position: int) -> int:
+        """The pack offset of the object at ``position``, large offsets (packs over 2 GiB) included."""
+        small: int = struct.unpack_from(">I", self.idx, self.offsets_at + position * 4)[0]
+        if not small & 0x80000000:
+            return small
+        return struct.unpack_from(">Q", self.idx, self.large_at + (small & 0x7FFFFFFF) * 8)[0]
+
+    def prefixes(self) -> array:
+        """The first 8 bytes of every id, as integers in index order: 8 bytes per object, searched with ``bisect``."""
+        with memoryview(self.idx) as whole, whole[SHAS_AT: self.crcs_at] as ids, ids.cast("I") as words:
+            pairs = bytearray(8 * self.count)
+            with memoryview(pairs) as view, view.cast("I") as halves:
+                halves[0::2] = words[0::5]  # each id's bytes 0-3 and 4-7, moved as they are (big-endian)
+                halves[1::2] = words[1::5]
+        out = array("Q", pairs)
+        if sys.byteorder == "little":
+            out.byteswap()
+        return out
 
 
 class PackReader:
@@ -255,8 +301,7 @@ class _BulkIndex:
     @staticmethod
     def _stream(number: int, pack: _Pack) -> Iterator[tuple[int, int]]:
         high = number << 32
-        table = pack.idx[SHAS_AT: SHAS_AT + 20 * pack.objects]
-        for position, (prefix,) in enumerate(struct.iter_unpack(">Q12x", table)):
+        for position, prefix in enumerate(IndexTable(pack.idx).prefixes()):
             yield prefix, high | position
 
     def find(self, sha: bytes, packs: list[_Pack]) -> tuple[int, int] | None:

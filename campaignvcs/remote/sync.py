@@ -26,6 +26,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from campaignvcs.errors import CampError
@@ -248,7 +249,7 @@ def fetch(camp: CampaignRepo, remote: Remote, progress: Progress | None = None) 
     tmp = make_temp_dir(camp.camp_dir, "tmp-fetch-")
     try:
         incoming = os.path.join(tmp, "pack")
-        ids: set[bytes] = set()
+        ids: list[AbstractSet[bytes]] = []  # each pack's, as verify_pack gives them (compact: no set of millions)
         if todo:
             os.makedirs(incoming)
             files = [n + s for n in todo for s in (".pack", ".idx")]
@@ -259,7 +260,7 @@ def fetch(camp: CampaignRepo, remote: Remote, progress: Progress | None = None) 
                 if not (os.path.isfile(pack) and os.path.isfile(idx)):
                     raise RemoteError(f"pack {name} did not arrive from remote {remote.name}")
                 found = verify_pack(camp, pack, idx, name)
-                ids.update(found)
+                ids.append(found)
                 objects += len(found)
                 received += os.path.getsize(pack) + os.path.getsize(idx)
             fault(camp.fault, "fetch-after-download")

@@ -9,15 +9,19 @@ repository or any ref moves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Collection
+from collections.abc import Set as AbstractSet
 
 from dulwich.objects import ObjectFormatException, object_class
 
 from campaignvcs.errors import CampError
 from campaignvcs.gitobjects import TYPE_NUMBERS, Entry, tree_items
 from campaignvcs.graph import ancestors
+from campaignvcs.oidsets import ID_BYTES
+from campaignvcs.packcheck import PackRefused, check_undeltified
 from campaignvcs.packreader import PackReader
 from campaignvcs.packwrite import PackFiles, encode_entry, write_pack_entries
 from campaignvcs.remote.rclone import RemoteError
@@ -46,14 +50,20 @@ def _entry(camp: CampaignRepo, oid: bytes) -> bytes:
     return encode_entry(TYPE_NUMBERS[kind], raw)
 
 
-def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes]:
+def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> AbstractSet[bytes]:
     """Check a downloaded pack before it joins the store; returns the (hex) ids of its objects.
 
     The pack's trailing checksum must match its name and the index; the index's own
     checksum must hold; and every object id, recomputed from the pack's content, must
     be exactly the set the index lists (at the offsets and CRCs it lists).
+
+    An undeltified pack (every pack camp writes) is checked in memory that does not grow
+    with it: the pack is hashed as it is read, its entries are inflated one at a time and
+    looked up in the index's own sorted tables, and the ids returned are a view of those
+    tables (:class:`PackIds`, 28 bytes an object). A pack with deltas (another tool's) is
+    left to dulwich, which keeps every entry in lists.
     """
-    from dulwich.pack import PackData, load_pack_index  # loaded only when packs arrive
+    from dulwich.pack import PackData, PackIndex2, load_pack_index  # loaded only when packs arrive
 
     what = f"pack {name} from the remote"
     try:
@@ -61,6 +71,17 @@ def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes
         index = load_pack_index(idx, camp.store.object_format)
     except Exception as exc:  # dulwich raises assorted types for a malformed file
         raise RemoteError(f"{what} is damaged ({type(exc).__name__}: {exc})") from None
+    if isinstance(index, PackIndex2) and camp.store.object_format.oid_length == ID_BYTES:
+        data.close()  # dulwich opened them for their headers; the tables are read below
+        index.close()
+        try:
+            found = check_undeltified(pack, idx, name, what)
+        except PackRefused as exc:
+            raise RemoteError(str(exc)) from None
+        if found is not None:
+            return found
+        data = PackData(pack, camp.store.object_format)
+        index = load_pack_index(idx, camp.store.object_format)
     try:
         try:
             data.check()
@@ -79,7 +100,8 @@ def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes
             raise RemoteError(f"{what} holds objects its index does not list")
         return {sha.hex().encode() for sha, _offset, _crc in actual}
     finally:
-        data.close()
+        with contextlib.suppress(BufferError):  # a failed iterentries leaves the map exported
+            data.close()
         index.close()
 
 
@@ -89,10 +111,10 @@ def verify_pack(camp: CampaignRepo, pack: str, idx: str, name: str) -> set[bytes
 class IncomingObjects:
     """The objects a fetch can rely on: of packs downloaded but not stored yet, then the repository's."""
 
-    def __init__(self, camp: CampaignRepo, folder: str | None, ids: set[bytes]) -> None:
+    def __init__(self, camp: CampaignRepo, folder: str | None, ids: Collection[AbstractSet[bytes]]) -> None:
         self.camp = camp
         self.folder = folder
-        self.ids = ids
+        self.ids = list(ids)  # one set per downloaded pack, as verify_pack gave them
         self.reader = PackReader(folder) if folder else None
         self._dulwich: list[object] = []
 
@@ -107,17 +129,26 @@ class IncomingObjects:
 
     def has(self, oid: bytes) -> bool:
         """Whether the object is at hand."""
-        return oid in self.ids or self.camp.objects.holds(oid)
+        return self._incoming(oid) or self.camp.objects.holds(oid)
 
     def stored(self, oid: bytes) -> bool:
         """Whether the repository itself already holds it."""
-        return oid not in self.ids and self.camp.objects.holds(oid)
+        return not self._incoming(oid) and self.camp.objects.holds(oid)
+
+    def _incoming(self, oid: bytes) -> bool:
+        for ids in self.ids:
+            if oid in ids:
+                return True
+        return False
 
     def read(self, oid: bytes) -> tuple[bytes, bytes] | None:
         """(type name, content), or None when the object is not at hand."""
-        if oid in self.ids:
-            got = self.reader.read(oid) if self.reader is not None else None
-            return got if got is not None else self._read_dulwich(oid)
+        if self.reader is not None:  # the downloaded packs only (their folder holds no loose objects)
+            got = self.reader.read(oid)
+            if got is not None:
+                return got
+        if self._incoming(oid):
+            return self._read_dulwich(oid)
         if not self.camp.objects.holds(oid):
             return None
         try:
@@ -183,10 +214,9 @@ def check_history(camp: CampaignRepo, remote: str, ref: bytes, objects: Incoming
         trees[oid] = (tree, parents)
         stack.extend((p, f"parent of {oid.decode()[:10]}") for p in parents)
     done: set[bytes] = set()
-    blobs: set[bytes] = set()
     for oid, (tree, parents) in trees.items():
         olds = [trees[p][0] if p in trees else camp.read_commit(p).tree for p in parents]
-        _check_tree(objects, tree, olds, done, blobs, f"commit {oid.decode()[:10]}", "", incomplete)
+        _check_tree(objects, tree, olds, done, f"commit {oid.decode()[:10]}", "", incomplete)
     return len(trees)
 
 
@@ -217,28 +247,32 @@ def _parse_commit(data: bytes, oid: bytes, incomplete: str) -> tuple[bytes, list
     return tree, parents
 
 
-def _check_tree(objects: IncomingObjects, tree: bytes, olds: list[bytes], done: set[bytes], blobs: set[bytes],
-                commit: str, path: str, incomplete: str) -> None:
+def _check_tree(objects: IncomingObjects, tree: bytes, olds: list[bytes], done: set[bytes], commit: str, path: str,
+                incomplete: str) -> None:
+    """Check a tree and what it holds that its old versions (``olds``) do not.
+
+    ``done`` remembers only trees that hold trees (~65,000 at a million datasets, not the
+    million dataset folders): a folder of files met again is read again, which costs what
+    reading its parent's entry did, and a clone keeps no id per object.
+    """
     if tree in done or tree in olds:
         return
     where = f"{path or 'root tree'} of {commit}"
     entries = _tree_entries(objects, tree, where, incomplete)
     old_entries = [_tree_entries(objects, o, where, incomplete) for o in olds]
+    holds_trees = False
     for name, (mode, sha) in entries.items():
         prev = [e[name] for e in old_entries if name in e]
         if any(p[1] == sha for p in prev):
             continue
         sub = path + "/" + name.decode("utf-8", "replace") if path else name.decode("utf-8", "replace")
         if stat.S_ISDIR(mode):
-            _check_tree(objects, sha, [p[1] for p in prev if stat.S_ISDIR(p[0])], done, blobs, commit, sub,
-                        incomplete)
-        elif mode == GITLINK_MODE or sha in blobs:
-            continue
-        elif not objects.has(sha):
+            holds_trees = True
+            _check_tree(objects, sha, [p[1] for p in prev if stat.S_ISDIR(p[0])], done, commit, sub, incomplete)
+        elif mode != GITLINK_MODE and not objects.has(sha):
             raise RemoteError(f"{incomplete} object {sha.decode()} missing ({sub} in {commit})")
-        else:
-            blobs.add(sha)
-    done.add(tree)
+    if holds_trees:
+        done.add(tree)
 
 
 def _tree_entries(objects: IncomingObjects, tree: bytes, where: str, incomplete: str) -> dict[bytes, Entry]:
