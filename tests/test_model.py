@@ -108,6 +108,17 @@ def test_tree_names_are_safe_and_reversible(name):
         assert layout.dataset_name_of(layout.dataset_dir(name) + "/dataset.json") == name
 
 
+@given(st.text(alphabet="abcXYZ019._-/~% é", min_size=0, max_size=30))
+@settings(max_examples=300)
+def test_tree_names_keep_their_encoding(name):
+    """The fast path for plain names gives exactly what percent-encoding gives (stored trees depend on it)."""
+    from urllib.parse import quote
+
+    expected = quote(name, safe="").replace("~", "%7E")
+    expected = ("%2E" + expected[1:] if expected.startswith(".") else expected) or "%"
+    assert layout.encode_component(name) == expected
+
+
 def test_host_manifest_round_trip():
     host = Host(HostName("tape"), None, "https", 5, (Archive("/arch", "a.tar", "https", BlobId("ab" * 20)),
                                                      Archive("/arch", "", "fs")))
