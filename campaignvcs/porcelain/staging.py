@@ -27,6 +27,7 @@ from campaignvcs.transaction import Transaction
 STAGE_BATCH = 32
 """Sources staged per stat-cache lookup ("which datasets already record these files?")."""
 
+
 @dataclass(frozen=True)
 class AddResult:
     """What ``camp add`` did with one path: ``added``, ``updated``, ``replica added`` or ``unchanged``."""
@@ -49,15 +50,13 @@ def stage_sources(
 ) -> list[AddResult]:
     """Stage what was read; ``read_at`` (ns): when reading began, for sources read from this disk.
 
-    ``root``: the campaign folder (real path); a source without a name is named by its
-    path from there when it is below it (whatever folder camp add ran in, like git's
-    paths), else by its path as given.
-
     Those replicas' signatures go into the stat cache with their content digest, so
     ``camp status`` can tell a later change from what was read (see statcache).
-    ``sources`` may be a generator still reading: each batch is staged (its dataset trees
-    queued) as it arrives. An error from it or from staging leaves the transaction to
-    discard everything, so a bad path still records nothing.
+    ``root``: the campaign folder (real path); a source without a name is named by its
+    path from there when it is below it (whatever folder camp add ran in, like git's
+    paths), else by its path as given. ``sources`` may still be reading: each batch is
+    staged (its dataset trees queued) as it arrives. An error from it or from staging
+    leaves the transaction to discard everything, so a bad path still records nothing.
     """
     camp, cache = tx.repo, tx.cache
     staged = _Staged(tx, host, encrypt, key_id)
