@@ -68,17 +68,24 @@ class OidSet:
         return True
 
     def __contains__(self, oid: object) -> bool:
-        if not isinstance(oid, bytes) or len(oid) != 2 * ID_BYTES:
-            return False
-        try:
-            sha = binascii.unhexlify(oid)
-        except binascii.Error:
+        sha = binary_id(oid)
+        if sha is None:
             return False
         bucket = self.buckets[sha[0] << 8 | sha[1]]
         return bucket is not None and _find(bucket, sha)
 
     def __len__(self) -> int:
         return self.count
+
+
+def binary_id(oid: object) -> bytes | None:
+    """The 20 bytes of a hex object id; None for anything else (a set of ids holds no such thing)."""
+    if not isinstance(oid, bytes) or len(oid) != 2 * ID_BYTES:
+        return None
+    try:
+        return binascii.unhexlify(oid)
+    except binascii.Error:
+        return None
 
 
 def _find(bucket: bytearray, sha: bytes) -> bool:

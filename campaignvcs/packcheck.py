@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 
-from campaignvcs.oidsets import ID_BYTES
+from campaignvcs.oidsets import ID_BYTES, binary_id
 from campaignvcs.packreader import SHAS_AT, TYPE_NAMES, IndexTable
 
 READ_SIZE = 1 << 20
@@ -56,13 +56,8 @@ class PackIds(AbstractSet[bytes]):
         self.distinct = distinct
 
     def __contains__(self, oid: object) -> bool:
-        if not isinstance(oid, bytes) or len(oid) != 2 * ID_BYTES:
-            return False
-        try:
-            sha = binascii.unhexlify(oid)
-        except binascii.Error:
-            return False
-        return _position(self.idx, self.starts, sha) is not None
+        sha = binary_id(oid)
+        return sha is not None and _position(self.idx, self.starts, sha) is not None
 
     def __iter__(self) -> Iterator[bytes]:
         previous = b""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gc
 import os
 import pickle
@@ -183,21 +184,11 @@ class _Streamed(Generic[T, R]):
         self.next_item = offset
         self.feeds: list[_Feed] = []
         rest = items[offset:]
-        sys.stdout.flush()
-        sys.stderr.flush()
         try:
             for worker in range(workers):
-                read_end, write_end = os.pipe()
-                with _signals_held() as previous:
-                    pid = os.fork()
-                    if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                        os.close(read_end)
-                        for feed in self.feeds:  # the earlier workers' pipes are the parent's
-                            os.close(feed.fd)
-                        _stream_and_exit(fn, rest, worker, workers, write_end)
-                    os.close(write_end)
-                    self.feeds.append(_Feed(pid, read_end))  # known before a held-back Ctrl-C lands
+                _start_worker(functools.partial(_stream_and_exit, fn, rest, worker, workers),
+                              lambda pid, fd: self.feeds.append(_Feed(pid, fd)),
+                              [feed.fd for feed in self.feeds])  # the earlier workers' pipes are ours
         except BaseException:
             self.close()
             raise
@@ -344,19 +335,10 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T], offset: int, processes: 
     """Items from ``offset`` on: item ``offset + j`` goes to process ``j % processes`` (0 = this one)."""
     rest = items[offset:]
     children: dict[int, tuple[int, int]] = {}  # worker number → (pid, read end)
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
         for worker in range(1, processes):
-            read_end, write_end = os.pipe()
-            with _signals_held() as previous:
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - runs in the child, which never returns
-                    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                    os.close(read_end)
-                    _work_and_exit(fn, rest, worker, processes, write_end)
-                os.close(write_end)
-                children[worker] = (pid, read_end)  # known before a held-back Ctrl-C lands: stopped then
+            _start_worker(functools.partial(_work_and_exit, fn, rest, worker, processes),
+                          lambda pid, fd: children.__setitem__(worker, (pid, fd)))  # noqa: B023 - called at once
         shares: dict[int, list[tuple[bool, Any]]] = {0: []}
         for j in range(0, len(rest), processes):
             try:
@@ -420,6 +402,29 @@ def _work_and_exit(fn: Callable[[T], R], rest: Sequence[T], worker: int, process
         pass
     finally:
         os._exit(code)
+
+
+def _start_worker(run: Callable[[int], None], record: Callable[[int, int], None],
+                  inherited: Sequence[int] = ()) -> None:
+    """Fork a worker that runs ``run(write end of its pipe)`` and never returns.
+
+    ``record(pid, read end)`` is called here while SIGINT and SIGTERM are still held back,
+    so a Ctrl-C lands once the caller knows the worker (and its cleanup stops it).
+    ``inherited``: this process's descriptors the worker closes (earlier workers' pipes).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    with _signals_held() as previous:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            os.close(read_end)
+            for fd in inherited:
+                os.close(fd)
+            run(write_end)
+        os.close(write_end)
+        record(pid, read_end)
 
 
 @contextlib.contextmanager
