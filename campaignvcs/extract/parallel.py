@@ -107,7 +107,7 @@ PIPE_SIZE = 1 << 20
 
 
 START_NOW_MIN = 64
-"""Items from which ``imap_in_order(..., now=True)`` forks at once, without timing any first.
+"""Items from which :func:`imap_in_order` forks at once, without timing any first.
 
 64 BP5 datasets are ~20 ms of work against a few ms for the forks; slower kinds more."""
 
@@ -128,51 +128,87 @@ def imap_in_order(
     items: Sequence[T],
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    now: bool = False,
 ) -> Results[R]:
-    """``(fn(item) for item in items)``, computed ahead by worker processes when that is faster.
+    """``(fn(item) for item in items)``, computed ahead, by worker processes when that is faster.
 
     For a consumer with work of its own per result (``camp add`` stages each dataset while
-    the next ones are read): once workers run, they compute every item and stream results
-    in small chunks, and this process only consumes, so consuming overlaps computing and
-    the CPUs stay busy to the end (with :func:`map_in_order` the consumer's work starts
-    when the last worker is done). The outcome is the serial generator's: results in item
-    order, the first failing item's exception raised at its place, a worker that dies has
-    the rest of its items computed here. ``close()`` stops the workers, iterated or not.
+    the next ones are read): computing starts before this returns, so it runs while the
+    caller prepares to consume (``camp add`` loads the repository code meanwhile). With
+    :data:`START_NOW_MIN` items or more, workers are forked at once; with fewer, items are
+    computed here, timed, until the rest is worth forking for (:data:`WORTH_FORKING`).
+    Once workers run they compute every item left and stream results in small chunks, and
+    this process only consumes, so consuming overlaps computing to the end (with
+    :func:`map_in_order` the consumer's work starts when the last worker is done).
 
-    ``processes``: None chooses as :func:`map_in_order` does (serial while the work left is
-    small); 1 never forks; N > 1 starts N workers at once. ``now``: with at least
-    :data:`START_NOW_MIN` items, fork before returning, so workers read while the caller
-    prepares to consume (``camp add`` loads the repository code meanwhile).
+    The outcome is the serial generator's: results in item order, the first failing item's
+    exception raised at its place, a worker that dies has the rest of its items computed
+    here. ``close()`` stops the workers, iterated or not. ``processes``: None chooses
+    (:func:`auto_processes`); 1 (or a single item) computes each item here when it is
+    asked for; N > 1 starts N workers at once.
     """
     workers = auto_processes() if processes is None else processes
-    if now and workers > 1 and len(items) >= max(START_NOW_MIN, 2 * workers):
+    if workers <= 1 or len(items) <= 1:
+        return _lazily(fn, items, progress)
+    if processes is not None or len(items) >= max(START_NOW_MIN, 2 * workers):
         return _Streamed(fn, items, 0, workers, progress)
-    return _serial_first(fn, items, processes, workers, progress)
+    return _Ahead(fn, items, workers, progress)
 
 
-def _serial_first(fn: Callable[[T], R], items: Sequence[T], processes: int | None, workers: int,
-                  progress: Callable[[int, int], None] | None) -> Generator[R, None, None]:
-    total = len(items)
-    spent = 0.0  # seconds in fn, item 0 (one-time imports) excluded: the consumer's time is not fn's
+def _lazily(fn: Callable[[T], R], items: Sequence[T],
+            progress: Callable[[int, int], None] | None) -> Generator[R, None, None]:
     for i, item in enumerate(items):
-        left = total - i
-        if workers > 1 and left >= 2 * workers and (
-            processes is not None or (i > 1 and spent / (i - 1) * left > WORTH_FORKING)
-        ):
-            rest = _Streamed(fn, items, i, workers, progress)
-            try:
-                yield from rest
-            finally:
-                rest.close()
-            return
-        began = time.perf_counter()
         result = fn(item)
-        if i:
-            spent += time.perf_counter() - began
         if progress:
-            progress(i + 1, total)
+            progress(i + 1, len(items))
         yield result
+
+
+class _Ahead(Generic[T, R]):
+    """Items computed here at once, timed, until forking workers for the rest pays; then they stream."""
+
+    def __init__(self, fn: Callable[[T], R], items: Sequence[T], workers: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.done: list[tuple[bool, Any]] = []
+        self.position = 0
+        self.rest: _Streamed[T, R] | None = None
+        spent = 0.0  # seconds in fn, item 0 (one-time imports) excluded
+        for i, item in enumerate(items):
+            left = len(items) - i
+            if left >= 2 * workers and i > 1 and spent / (i - 1) * left > WORTH_FORKING:
+                self.rest = _Streamed(fn, items, i, workers, progress)
+                break
+            began = time.perf_counter()
+            try:
+                self.done.append((True, fn(item)))
+            except Exception as exc:  # noqa: BLE001 - raised when the consumer reaches it, in item order
+                self.done.append((False, exc))
+                break
+            if i:
+                spent += time.perf_counter() - began
+            if progress:
+                progress(i + 1, len(items))
+
+    def __iter__(self) -> _Ahead[T, R]:
+        return self
+
+    def __next__(self) -> R:
+        if self.position < len(self.done):
+            ok, value = self.done[self.position]
+            self.done[self.position] = (ok, None)  # handed over: not kept here
+            self.position += 1
+            if not ok:
+                self.close()
+                raise value
+            return value
+        if self.rest is not None:
+            return next(self.rest)
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the workers, if any were started."""
+        self.position = len(self.done)
+        if self.rest is not None:
+            self.rest.close()
 
 
 class _Streamed(Generic[T, R]):

@@ -78,7 +78,7 @@ def start_reading(paths: Sequence[str], name: str | None = None, store: bool = F
 
     started = time.time_ns()
     sources = imap_in_order(lambda given: _read_source(given, name, cwd, options, realpath), list(paths),
-                            processes, progress, now=True)
+                            processes, progress)
     return Reading(list(paths), name, sources, started)
 
 
