@@ -219,3 +219,20 @@ def test_closing_the_stream_early_stops_its_workers():
     for pid in workers:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # already reaped: nothing left running
+
+
+def test_loose_objects_camp_writes_are_ones_stock_git_reads(camp, tmp_path, many):
+    """A few datasets go into loose objects; compressed payloads are stored as they are, still valid zlib."""
+    import subprocess
+
+    folder, paths = many
+    root, _ = add(camp, tmp_path, "loose", folder, ["mesh_0.h5", "heat_0.bp"], 1)
+    objects = [p for p in (root / ".git" / "objects").glob("??/*")]
+    assert objects and not list((root / ".git" / "objects" / "pack").glob("*.pack"))
+    camp("--repo", root, "commit", "-m", "two")
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, check=False)  # noqa: E731
+    assert git("fsck", "--strict", "--full").returncode == 0
+    with CampaignRepo.open(str(root)) as repo:
+        for ds in repo.datasets(repo.tree_of(repo.head())):
+            for f in ds.replicas[0].files:
+                assert git("cat-file", "blob", f.blob).stdout == repo.read_blob(f.blob.encode())
