@@ -167,13 +167,25 @@ class ChildRun:
     """The ADIOS2 it ran with (None: none was found; the child's own import then says why)."""
 
 
+_EMIT = r"""
+import json as _json, sys as _sys
+_log = open(_sys.argv[1], "a", encoding="utf-8")
+
+def emit(**kv):
+    _log.write(_json.dumps(kv) + "\n")
+    _log.flush()
+"""
+"""The writing side of :func:`run_child`'s event log, put before every child script."""
+
+
 def run_child(script: str, args: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float,
               log_dir: str | None = None) -> ChildRun:
     """Run ``script`` in a child Python with the most capable ADIOS2 (:func:`find_adios2`).
 
-    The script gets an event log as ``sys.argv[1]`` (then ``args``) and appends one JSON
-    object per line to it, flushing each: what it wrote before a crash or a hang survives.
-    The log lives in ``log_dir`` (default: a temporary file) and is removed afterwards.
+    The script gets an event log as ``sys.argv[1]`` (then ``args``) and calls ``emit(**fields)``
+    (defined for it, :data:`_EMIT`) to append one JSON object per line to it, flushed each
+    time: what it wrote before a crash or a hang survives. The log lives in ``log_dir``
+    (default: a temporary file) and is removed afterwards.
     """
     import subprocess
 
@@ -183,7 +195,7 @@ def run_child(script: str, args: Sequence[str], env: Mapping[str, str], cwd: str
     try:
         try:
             proc = subprocess.run(
-                [sys.executable, "-c", script, log, *args],
+                [sys.executable, "-c", _EMIT + script, log, *args],
                 env=best.child_env(env) if best is not None else dict(env), cwd=cwd,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
             )

@@ -38,13 +38,7 @@ ENGINES = {"HDF5": "HDF5"}
 """Dataset kind → the ADIOS2 feature (``ADIOS2_HAVE_<name>`` in ADIOSConfig.h) needed to read it."""
 
 _PROBE = r"""
-import json, os, sys
-
-out = open(sys.argv[1], "a", encoding="utf-8")
-
-def emit(**kv):
-    out.write(json.dumps(kv) + "\n")
-    out.flush()
+import os, sys
 
 def features(module):
     base = os.path.dirname(os.path.abspath(module.__file__))

@@ -37,11 +37,7 @@ MAX_VALUE_STEPS = 1000
 
 _CHILD = r"""
 import json, sys
-out = open(sys.argv[1], "a", encoding="utf-8")
 
-def emit(**kv):
-    out.write(json.dumps(kv) + "\n")
-    out.flush()
 
 def plain(v):
     if hasattr(v, "tolist"):
