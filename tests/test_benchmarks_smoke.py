@@ -22,6 +22,12 @@ sys.path.insert(0, BENCH)
 import corpus  # noqa: E402
 
 
+def bench(script, *args, timeout):
+    """``benchmarks/<script>.py ARGS`` in a child Python: its completed process (text output)."""
+    return subprocess.run([sys.executable, os.path.join(BENCH, f"{script}.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def snapshot(folder):
     """Relative path → (sha1 of the bytes, mtime_ns) for every file and folder below ``folder``."""
     seen = {}
@@ -103,51 +109,18 @@ def test_distinct_corpus_writes_every_dataset_and_is_reproducible(tmp_path, monk
 
 def test_corpus_command(tmp_path):
     out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "corpus.py"), str(out), "--datasets", "12"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = bench("corpus", out, "--datasets", "12", timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"12 datasets in {out / 'campaign'}: ")
     assert (out / "corpus.json").is_file()
-    r = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "corpus.py"), str(tmp_path / "d"), "--datasets", "12", "--distinct"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = bench("corpus", tmp_path / "d", "--datasets", "12", "--distinct", timeout=60)
     assert r.returncode == 0, r.stderr
     assert corpus.load_corpus(str(tmp_path / "d")).distinct
 
 
 def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "run.py"),
-            "--sizes",
-            "12,20",
-            "--repeat",
-            "1",
-            "--add-count",
-            "5",
-            "--hdf5-count",
-            "2",
-            "--image-count",
-            "2",
-            "--workdir",
-            str(tmp_path / "work"),
-            "--distinct",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    r = bench("run", "--sizes", "12,20", "--repeat", "1", "--add-count", "5", "--hdf5-count", "2",
+              "--image-count", "2", "--workdir", tmp_path / "work", "--distinct", timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     table = r.stdout
     for label in (
@@ -179,24 +152,8 @@ def test_harness_runs_every_row_at_a_tiny_size(tmp_path):
 @requires(importlib.util.find_spec("hpc_campaign") is not None, "hpc-campaign (pip install .[test])")
 def test_camp_and_reference_runs_alternate(tmp_path):
     trace = tmp_path / "trace.tsv"
-    r = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "run.py"),
-            "--only",
-            "startup",
-            "--repeat",
-            "4",
-            "--workdir",
-            str(tmp_path / "work"),
-            "--trace",
-            str(trace),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    r = bench("run", "--only", "startup", "--repeat", "4", "--workdir", tmp_path / "work", "--trace", trace,
+              timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     runs = [line.split("\t") for line in trace.read_text().splitlines()]
     for row in ("start-up: --help", "start-up: status"):
@@ -205,42 +162,14 @@ def test_camp_and_reference_runs_alternate(tmp_path):
 
 
 def test_unknown_measurement_is_refused(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "run.py"),
-            "--only",
-            "startup,nonsense",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = bench("run", "--only", "startup,nonsense", "--workdir", tmp_path, timeout=60)
     assert r.returncode != 0
     assert "unknown measurement(s) nonsense" in r.stderr
 
 
 @pytest.mark.parametrize("only", ["startup"])
 def test_only_runs_the_chosen_rows(tmp_path, only):
-    r = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "run.py"),
-            "--only",
-            only,
-            "--repeat",
-            "1",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    r = bench("run", "--only", only, "--repeat", "1", "--workdir", tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and not ln.startswith("| measurement")]
     assert [ln.split("|")[1].strip() for ln in rows] == [
