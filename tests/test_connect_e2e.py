@@ -227,6 +227,17 @@ def reads_all_but_other_host(reading) -> None:
     assert "Remote file o.bp cannot be opened" in reading.errors["o.bp/T"], reading
 
 
+def other_host_line(reading, world, answer: str) -> str:
+    """:func:`reads_all_but_other_host` with ``answer`` from the connection manager; the one
+    line camp connect logged about OTHERHOST."""
+    reads_all_but_other_host(reading)
+    assert f"Error response from connection manager: {answer}" in " ".join(reading.error_lines()), reading
+    log = world.connector_text()
+    lines = [x for x in log.splitlines() if "OTHERHOST" in x]
+    assert len(lines) == 1, log
+    return lines[0]
+
+
 def test_sshd_down(setup):
     w = setup.world
     setup.connect(password=False)
@@ -252,15 +263,10 @@ def test_unknown_host_key(setup):
         reading = w.read(w.store / "plain.aca", hide=setup.hide)
     finally:
         w.trust(*setup.known)
-    reads_all_but_other_host(reading)
-    assert "Error response from connection manager: cannot_connect_to_remote_server" in " ".join(
-        reading.error_lines()), reading
-    log = w.connector_text()
-    lines = [x for x in log.splitlines() if "OTHERHOST" in x]
-    assert len(lines) == 1, log
+    line = other_host_line(reading, w, "cannot_connect_to_remote_server")
     assert re.search(r"/run_service OTHERHOST/adios: ssh root@127\.0\.0\.1:22: unknown SSH host key for "
                      r"127\.0\.0\.1 \(ssh-ed25519 SHA256:\S+\): check it, then restart with "
-                     r"--accept-new-host-keys \(or ssh to the host once\)$", lines[0]), log
+                     r"--accept-new-host-keys \(or ssh to the host once\)$", line), w.connector_text()
     w.stop_connector()
 
 
@@ -274,16 +280,12 @@ def test_remote_server_missing(setup):
     finally:
         setup.hosts["OTHERHOST"]["adios"]["serverpath"] = str(w.server)
         setup.write_hosts()
-    reads_all_but_other_host(reading)
-    assert "Error response from connection manager: service_not_available" in " ".join(
-        reading.error_lines()), reading
-    log = w.connector_text()
-    lines = [x for x in log.splitlines() if "OTHERHOST" in x]
-    assert len(lines) == 1, log
-    assert lines[0].endswith(
+    line = other_host_line(reading, w, "service_not_available")
+    assert line.endswith(
         "/run_service OTHERHOST/adios: ssh root@127.0.0.1:22: '/opt/nowhere/adios2_remote_server -background "
         "-report_port_selection' exited with status 127 before reporting its port (not found: check serverpath "
-        "in hosts.yaml): bash: line 1: /opt/nowhere/adios2_remote_server: No such file or directory"), log
+        "in hosts.yaml): bash: line 1: /opt/nowhere/adios2_remote_server: No such file or directory"), \
+        w.connector_text()
     w.stop_connector()
 
 
