@@ -98,8 +98,9 @@ def add_cmd(env: Env, paths: tuple[str, ...], host: str | None, name: str | None
     provenance = porcelain.parse_meta(meta)
     # Readers start before porcelain.add loads the repository code (a third of a big add's start-up);
     # porcelain.add closes them whatever happens.
-    reading = porcelain.start_reading(list(paths), name, store, thumbnail, kind, env=env.env)
-    outcome = porcelain.add(list(paths), repo=env.repo, host=host, name=name, store=store,
+    todo = list(paths)
+    reading = porcelain.start_reading(todo, name, store, thumbnail, kind, env=env.env)
+    outcome = porcelain.add(todo, repo=env.repo, host=host, name=name, store=store,
                             thumbnail=thumbnail, kind=kind, message=message, env=env.env,
                             encrypt=encrypt, key_id=encrypt.key_id if encrypt else "",
                             shard_staging=shard_staging, meta=provenance, reading=reading)

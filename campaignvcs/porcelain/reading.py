@@ -76,10 +76,11 @@ def start_reading(paths: Sequence[str], name: str | None = None, store: bool = F
             found = real[folder] = os.path.realpath(folder)
         return found
 
+    todo = list(paths)
     started = time.time_ns()
-    sources = imap_in_order(lambda given: _read_source(given, name, cwd, options, realpath), list(paths),
-                            processes, progress)
-    return Reading(list(paths), name, sources, started)
+    sources = imap_in_order(lambda given: _read_source(given, name, cwd, options, realpath), todo, processes,
+                            progress)
+    return Reading(todo, name, sources, started)
 
 
 def worker_count(env: Mapping[str, str]) -> int | None:
